@@ -1,0 +1,67 @@
+"""Device registry tables: profiles with their tags, devices bound to machines."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from clusterbrain.platform.db import Base, UTCDateTime, utcnow
+
+
+class DeviceProfile(Base):
+    """What a kind of device sends: its tags with unit, type and expected range."""
+
+    __tablename__ = "device_profiles"
+    __table_args__ = (UniqueConstraint("enterprise_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    enterprise_id: Mapped[int] = mapped_column(
+        ForeignKey("enterprises.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    tags: Mapped[list[ProfileTag]] = relationship(
+        back_populates="profile", cascade="all, delete-orphan", order_by="ProfileTag.id"
+    )
+
+
+class ProfileTag(Base):
+    __tablename__ = "profile_tags"
+    __table_args__ = (UniqueConstraint("profile_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    profile_id: Mapped[int] = mapped_column(
+        ForeignKey("device_profiles.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    unit: Mapped[str] = mapped_column(String(32), default="")
+    data_type: Mapped[str] = mapped_column(String(16), default="float")
+    min_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    max_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    description_en: Mapped[str] = mapped_column(Text, default="")
+    description_zh: Mapped[str] = mapped_column(Text, default="")
+    profile: Mapped[DeviceProfile] = relationship(back_populates="tags")
+
+
+class Device(Base):
+    """A device bound to a machine; its secret is kept only as a hash."""
+
+    __tablename__ = "devices"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    enterprise_id: Mapped[int] = mapped_column(
+        ForeignKey("enterprises.id", ondelete="CASCADE"), index=True
+    )
+    machine_id: Mapped[int | None] = mapped_column(
+        ForeignKey("machines.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    profile_id: Mapped[int] = mapped_column(ForeignKey("device_profiles.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    secret_rotated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

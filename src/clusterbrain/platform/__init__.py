@@ -1,0 +1,1 @@
+"""Settings, metadata database, tenancy, users, roles and tokens, errors."""
