@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from clusterbrain.platform.db import Base, UTCDateTime, utcnow
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     """Roles of DESIGN.md §3."""
 
     PLATFORM_ADMIN = "platform_admin"
@@ -39,7 +39,9 @@ class Enterprise(Base):
     __table_args__ = (UniqueConstraint("cluster_id", "name"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id", ondelete="RESTRICT"), index=True)
+    cluster_id: Mapped[int] = mapped_column(
+        ForeignKey("clusters.id", ondelete="RESTRICT"), index=True
+    )
     name: Mapped[str] = mapped_column(String(200))
     industry: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -49,5 +49,7 @@ def verify_password(password: str, stored: str) -> bool:
         _, iterations, salt_hex, digest_hex = stored.split("$")
     except ValueError:
         return False
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), bytes.fromhex(salt_hex), int(iterations))
+    digest = hashlib.pbkdf2_hmac(
+        "sha256", password.encode(), bytes.fromhex(salt_hex), int(iterations)
+    )
     return hmac.compare_digest(digest.hex(), digest_hex)

@@ -15,7 +15,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CLUSTERBRAIN_", extra="ignore")
 
     var_dir: Path = Field(default=Path("var"), description="Folder for embedded data files.")
-    database_url: str = Field(default="", description="Metadata DB URL; empty means SQLite in var_dir.")
+    database_url: str = Field(
+        default="", description="Metadata DB URL; empty means SQLite in var_dir."
+    )
 
     telemetry_backend: Literal["duckdb", "postgres"] = "duckdb"
     duckdb_path: Path | None = None

@@ -1,0 +1,91 @@
+"""Dead letters: where rejected input is kept with its reason, and how it is read back."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from clusterbrain.platform.db import session_scope
+from clusterbrain.platform.errors import NotFound
+from clusterbrain.platform.tenancy import ENTERPRISE_ROLES, Principal
+from clusterbrain.telemetry.models import DeadLetter
+
+log = logging.getLogger(__name__)
+MAX_STORED_PAYLOAD = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRecord:
+    received_at: datetime
+    enterprise_id: int | None
+    device_id: str
+    source: str
+    topic: str
+    reason: str
+    detail: str
+    payload: bytes
+
+
+class SqlDeadLetterSink:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    def write(self, records: Sequence[DeadLetterRecord]) -> None:
+        if not records:
+            return
+        with session_scope(self._sessions) as session:
+            session.add_all(
+                DeadLetter(
+                    received_at=r.received_at,
+                    enterprise_id=r.enterprise_id,
+                    device_id=r.device_id[:200],
+                    source=r.source,
+                    topic=r.topic[:300],
+                    reason=r.reason,
+                    detail=r.detail,
+                    payload=r.payload[:MAX_STORED_PAYLOAD],
+                    payload_size=len(r.payload),
+                )
+                for r in records
+            )
+
+
+def _scoped_query(principal: Principal):  # type: ignore[no-untyped-def]
+    query = select(DeadLetter).order_by(DeadLetter.id.desc())
+    if principal.is_platform_admin:
+        return query
+    if principal.role not in ENTERPRISE_ROLES or principal.enterprise_id is None:
+        return query.where(DeadLetter.id < 0)
+    return query.where(DeadLetter.enterprise_id == principal.enterprise_id)
+
+
+def list_dead_letters(
+    session: Session,
+    principal: Principal,
+    *,
+    device_id: str | None = None,
+    reason: str | None = None,
+    limit: int = 100,
+    before_id: int | None = None,
+) -> Sequence[DeadLetter]:
+    """Newest first; dead letters of unknown devices are visible to platform admins only."""
+    query = _scoped_query(principal)
+    if device_id:
+        query = query.where(DeadLetter.device_id == device_id)
+    if reason:
+        query = query.where(DeadLetter.reason == reason)
+    if before_id is not None:
+        query = query.where(DeadLetter.id < before_id)
+    return session.scalars(query.limit(limit)).all()
+
+
+def get_dead_letter(session: Session, principal: Principal, ident: int) -> DeadLetter:
+    row = session.scalar(_scoped_query(principal).where(DeadLetter.id == ident))
+    if row is None:
+        raise NotFound(f"dead letter {ident} not found")
+    return row
