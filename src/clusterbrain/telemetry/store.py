@@ -8,14 +8,16 @@ once and counts it once in the rollups.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from clusterbrain.platform.errors import Unavailable
+from clusterbrain.platform.errors import InvalidInput, Unavailable
 
 POINT_SCHEMA = pa.schema(
     [
@@ -135,3 +137,137 @@ class TelemetryStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+# --- Helpers shared by the backends ------------------------------------------------------------
+
+SeriesKey = tuple[str, str]
+"""``(device_id, tag)``: one time series; backends store it once and refer to it by an integer id."""
+
+SeriesResolver = Callable[[list[SeriesKey]], dict[SeriesKey, int]]
+
+PREPARED_SCHEMA = pa.schema(
+    [
+        pa.field("series_id", pa.int32(), nullable=False),
+        pa.field("ts", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("value", pa.float64()),
+        pa.field("text", pa.string()),
+        pa.field("quality", pa.int16(), nullable=False),
+    ]
+)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """An aware UTC datetime; naive input is taken to be UTC already, like naive batch columns."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def bucket_window(start: datetime, end: datetime, bucket: timedelta) -> tuple[datetime, datetime]:
+    """``[start, end)`` widened to whole epoch-aligned buckets.
+
+    Rollups cannot split a bucket, so a bucketed query answers for every bucket that overlaps the
+    range, in full; raw-level buckets use the same rule so that every level agrees.
+    """
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    lo = as_utc(start) - (as_utc(start) - epoch) % bucket
+    over = (as_utc(end) - epoch) % bucket
+    hi = as_utc(end) if over == timedelta(0) else as_utc(end) + (bucket - over)
+    return lo, hi
+
+
+def normalize_points(batch: pa.Table | pa.RecordBatch) -> pa.Table:
+    """The batch as POINT_SCHEMA.
+
+    Producers differ: some send naive timestamps (taken as UTC), other units or zones, or leave
+    out ``text``/``quality``. Casting once here keeps every backend on one exact layout.
+    """
+    table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+    for name in ("device_id", "tag", "ts"):
+        if name not in table.column_names:
+            raise InvalidInput(f"telemetry batch lacks the {name!r} column", field=name)
+        if table.column(name).null_count:
+            raise InvalidInput(f"telemetry batch has null {name!r} values", field=name)
+    if not pa.types.is_timestamp(table.schema.field("ts").type):
+        raise InvalidInput("telemetry 'ts' must be a timestamp column", field="ts")
+    rows = table.num_rows
+    columns = [
+        table.column("device_id").cast(pa.string()),
+        table.column("tag").cast(pa.string()),
+        pc.cast(table.column("ts"), pa.timestamp("us", tz="UTC"), safe=False),
+        _column_or_null(table, "value", pa.float64(), rows),
+        _column_or_null(table, "text", pa.string(), rows),
+        pc.fill_null(_column_or_null(table, "quality", pa.int16(), rows), int(Quality.GOOD)),
+    ]
+    return pa.Table.from_arrays(columns, schema=POINT_SCHEMA)
+
+
+def _column_or_null(table: pa.Table, name: str, type_: pa.DataType, rows: int) -> pa.ChunkedArray:
+    if name in table.column_names:
+        return table.column(name).cast(type_)
+    return pa.chunked_array([pa.nulls(rows, type_)], type=type_)
+
+
+def series_keys(points: pa.Table) -> tuple[list[SeriesKey], np.ndarray]:
+    """The distinct ``(device_id, tag)`` pairs of a batch and, per row, its index into them.
+
+    Encodes both columns separately and combines the codes, so only the few distinct strings are
+    ever touched in Python, never one per row.
+    """
+    devices = points.column("device_id").combine_chunks().dictionary_encode()
+    tags = points.column("tag").combine_chunks().dictionary_encode()
+    n_tags = max(len(tags.dictionary), 1)
+    codes = devices.indices.to_numpy().astype(np.int64) * n_tags + tags.indices.to_numpy()
+    unique, inverse = np.unique(codes, return_inverse=True)
+    device_names = devices.dictionary.to_pylist()
+    tag_names = tags.dictionary.to_pylist()
+    pairs = [(device_names[c // n_tags], tag_names[c % n_tags]) for c in unique.tolist()]
+    return pairs, inverse.reshape(-1)
+
+
+def first_occurrences(series_id: np.ndarray, ts_us: np.ndarray) -> np.ndarray:
+    """Indices of the first row of each ``(series_id, ts)``, in key order.
+
+    In-batch duplicates are dropped here (first one wins, like a later redelivery), and key order
+    makes index inserts local and lock order deterministic for concurrent writers.
+    """
+    order = np.lexsort((ts_us, series_id))  # stable: equal keys keep batch order
+    sid, ts = series_id[order], ts_us[order]
+    keep = np.ones(len(order), dtype=bool)
+    keep[1:] = (sid[1:] != sid[:-1]) | (ts[1:] != ts[:-1])
+    return order[keep]
+
+
+class SeriesCache:
+    """``(device_id, tag)`` → series id, remembered in memory because ids never change.
+
+    Not thread-safe on its own: backends call it under their write lock.
+    """
+
+    def __init__(self) -> None:
+        self._ids: dict[SeriesKey, int] = {}
+
+    def prepare(self, batch: pa.Table | pa.RecordBatch, resolve: SeriesResolver) -> pa.Table:
+        """A batch as PREPARED_SCHEMA: series ids instead of names, deduplicated, in key order.
+
+        ``resolve`` creates (or finds) ids for pairs this cache has not seen, committed before
+        the points go in, so a failed write never leaves the cache pointing at nothing.
+        """
+        points = normalize_points(batch)
+        if points.num_rows == 0:
+            return PREPARED_SCHEMA.empty_table()
+        pairs, inverse = series_keys(points)
+        missing = [pair for pair in pairs if pair not in self._ids]
+        if missing:
+            self._ids.update(resolve(missing))
+        lookup = np.fromiter((self._ids[pair] for pair in pairs), np.int32, len(pairs))
+        series_id = lookup[inverse]
+        ts_us = points.column("ts").combine_chunks().cast(pa.int64()).to_numpy()
+        keep = pa.array(first_occurrences(series_id, ts_us))
+        columns = [pa.array(series_id, pa.int32()).take(keep)]
+        columns += [points.column(name).take(keep) for name in ("ts", "value", "text", "quality")]
+        return pa.Table.from_arrays(columns, schema=PREPARED_SCHEMA)
+
+    def clear(self) -> None:
+        self._ids.clear()
