@@ -69,6 +69,10 @@ class MosquittoProcess:
         return self.workdir / "dynamic-security.json"
 
     @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
