@@ -1,0 +1,109 @@
+"""The running platform: every long-lived object, built from Settings in one place.
+
+Nothing here runs at import. The API app, the CLI's ``serve``/``ingest``/``demo`` and the tests
+build a Runtime and pass it on.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from clusterbrain.connectors.mqtt.ingest import MqttIngest, MqttIngestConfig
+from clusterbrain.devices.broker_auth import BrokerAuth, DynsecBrokerAuth, NullBrokerAuth
+from clusterbrain.devices.directory import SqlDeviceDirectory
+from clusterbrain.platform.db import make_engine, make_session_factory
+from clusterbrain.platform.migrate import upgrade
+from clusterbrain.platform.settings import Settings
+from clusterbrain.telemetry.backends import open_store
+from clusterbrain.telemetry.dead_letters import SqlDeadLetterSink
+from clusterbrain.telemetry.decode import Limits
+from clusterbrain.telemetry.metrics import IngestMetrics
+from clusterbrain.telemetry.pipeline import IngestPipeline, PipelineConfig
+from clusterbrain.telemetry.spool import Spool
+from clusterbrain.telemetry.store import TelemetryStore
+
+log = logging.getLogger(__name__)
+
+
+def pipeline_config(settings: Settings) -> PipelineConfig:
+    return PipelineConfig(
+        queue_size=settings.ingest_queue_size,
+        batch_messages=settings.ingest_batch_size,
+        batch_wait_s=settings.ingest_batch_wait_s,
+        limits=Limits(
+            max_payload_bytes=settings.max_payload_bytes,
+            max_future_us=int(settings.max_future_skew_s * 1_000_000),
+        ),
+    )
+
+
+def mqtt_config(settings: Settings, worker_id: str = "") -> MqttIngestConfig:
+    client_id = settings.mqtt_client_id + (f"-{worker_id}" if worker_id else "")
+    return MqttIngestConfig(
+        host=settings.mqtt_host,
+        port=settings.mqtt_port,
+        client_id=client_id,
+        username=settings.mqtt_username,
+        password=settings.mqtt_password,
+        protocol=settings.mqtt_protocol,
+        shared_group=settings.mqtt_shared_group,
+    )
+
+
+def make_broker_auth(settings: Settings) -> BrokerAuth:
+    if settings.broker_auth == "dynsec":
+        return DynsecBrokerAuth(
+            settings.mqtt_host,
+            settings.mqtt_port,
+            settings.broker_admin_username,
+            settings.broker_admin_password,
+        )
+    return NullBrokerAuth()
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        broker_auth: BrokerAuth | None = None,
+        migrate: bool = True,
+    ) -> None:
+        self.settings = settings
+        url = settings.resolved_database_url()
+        if migrate:
+            upgrade(url)
+        self.engine: Engine = make_engine(url)
+        self.sessions: sessionmaker[Session] = make_session_factory(self.engine)
+        self.metrics = IngestMetrics()
+        self.store: TelemetryStore = open_store(settings)
+        self.directory = SqlDeviceDirectory(self.sessions)
+        self.broker_auth: BrokerAuth = broker_auth or make_broker_auth(settings)
+        self.pipeline = IngestPipeline(
+            self.store,
+            self.directory,
+            SqlDeadLetterSink(self.sessions),
+            Spool(settings.resolved_spool_dir(), settings.spool_max_bytes),
+            self.metrics,
+            pipeline_config(settings),
+        )
+        self.mqtt: MqttIngest | None = None
+
+    def start_ingest(self, *, mqtt: bool = True, worker_id: str = "") -> None:
+        """Start the pipeline worker and, unless told otherwise, the MQTT subscriber."""
+        self.pipeline.start()
+        if mqtt and self.mqtt is None:
+            self.mqtt = MqttIngest(mqtt_config(self.settings, worker_id), self.pipeline)
+            self.mqtt.start()
+
+    def close(self) -> None:
+        if self.mqtt is not None:
+            self.mqtt.stop()
+            self.mqtt = None
+        self.pipeline.stop()
+        self.broker_auth.close()
+        self.store.close()
+        self.engine.dispose()

@@ -1,0 +1,162 @@
+"""MQTT ingest: a paho subscriber feeding the pipeline, acknowledging only what is persisted.
+
+QoS 1 with a persistent session and manual acknowledgement: the broker keeps every message it has
+not seen a PUBACK for, across restarts of this process, and the pipeline sends the PUBACK only
+after the points are committed (or spooled). Several workers share the load with an MQTT 5 shared
+subscription (``$share/<group>/cb/v1/+/telemetry``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from clusterbrain.platform.errors import Unavailable
+from clusterbrain.telemetry.pipeline import IngestPipeline, MessageOutcome, RawMessage
+
+log = logging.getLogger(__name__)
+TELEMETRY_FILTER = "cb/v1/+/telemetry"
+SESSION_EXPIRY_S = 7 * 24 * 3600
+RECEIVE_MAXIMUM = 65_535
+
+
+@dataclass(frozen=True, slots=True)
+class MqttIngestConfig:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    client_id: str = "clusterbrain-ingest"
+    username: str = ""
+    password: str = ""
+    protocol: str = "5"
+    shared_group: str = "ingest"
+    keepalive: int = 30
+
+
+def subscription_topic(config: MqttIngestConfig) -> str:
+    """The topic filter: shared among workers on MQTT 5, plain on 3.1.1.
+
+    >>> subscription_topic(MqttIngestConfig())
+    '$share/ingest/cb/v1/+/telemetry'
+    >>> subscription_topic(MqttIngestConfig(protocol="3.1.1"))
+    'cb/v1/+/telemetry'
+    """
+    if config.protocol == "5" and config.shared_group:
+        return f"$share/{config.shared_group}/{TELEMETRY_FILTER}"
+    return TELEMETRY_FILTER
+
+
+def device_id_of(topic: str) -> str | None:
+    """``cb/v1/<device_id>/telemetry`` → ``<device_id>``.
+
+    >>> device_id_of("cb/v1/dev-1/telemetry"), device_id_of("other/x")
+    ('dev-1', None)
+    """
+    parts = topic.split("/")
+    if len(parts) == 4 and parts[0] == "cb" and parts[1] == "v1" and parts[3] == "telemetry":
+        return parts[2] or None
+    return None
+
+
+class MqttIngest:
+    """Owns one paho client; reconnects with backoff (paho's own loop), never stops on bad input."""
+
+    def __init__(self, config: MqttIngestConfig, pipeline: IngestPipeline) -> None:
+        self._config = config
+        self._pipeline = pipeline
+        self._connected = threading.Event()
+        self._client = self._build_client()
+        self.connect_failures = 0
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def _build_client(self) -> mqtt.Client:
+        v5 = self._config.protocol == "5"
+        client = mqtt.Client(
+            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+            client_id=self._config.client_id,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            clean_session=None if v5 else False,
+            manual_ack=True,
+        )
+        if self._config.username:
+            client.username_pw_set(self._config.username, self._config.password)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.max_inflight_messages_set(1000)
+        client.max_queued_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def _connect_properties(self) -> Properties | None:
+        if self._config.protocol != "5":
+            return None
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = SESSION_EXPIRY_S
+        properties.ReceiveMaximum = RECEIVE_MAXIMUM
+        return properties
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Connect (keeping the broker-side session) and start the network thread."""
+        try:
+            self._client.connect(
+                self._config.host,
+                self._config.port,
+                keepalive=self._config.keepalive,
+                clean_start=False
+                if self._config.protocol == "5"
+                else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+                properties=self._connect_properties(),
+            )
+        except OSError as exc:
+            raise Unavailable(
+                f"MQTT broker {self._config.host}:{self._config.port} unreachable: {exc}"
+            ) from exc
+        self._client.loop_start()
+        if not self._connected.wait(timeout):
+            self.stop()
+            raise Unavailable(f"MQTT broker {self._config.host}:{self._config.port} refused us")
+
+    def stop(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._connected.clear()
+
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        if reason.is_failure:
+            self.connect_failures += 1
+            log.error("MQTT connect refused: %s", reason)
+            return
+        client.subscribe(subscription_topic(self._config), qos=1)
+        self._connected.set()
+        log.info("MQTT ingest connected to %s:%s", self._config.host, self._config.port)
+
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        self._connected.clear()
+        log.warning("MQTT ingest disconnected (%s); paho reconnects with backoff", reason)
+
+    def _on_message(self, client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        topic = msg.topic
+        device_id = device_id_of(topic) or ""
+        mid, qos = msg.mid, msg.qos
+
+        def ack(_outcome: MessageOutcome) -> None:
+            if qos > 0:
+                client.ack(mid, qos)
+
+        message = RawMessage(device_id, msg.payload, "mqtt", topic, on_done=ack)
+        # Blocks this network thread while the queue is full: back-pressure to the broker.
+        # QoS 0 has no redelivery, so it is shed (and counted) after a short wait instead.
+        self._pipeline.submit(message, timeout=None if qos > 0 else 1.0)
