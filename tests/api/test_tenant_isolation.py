@@ -1,0 +1,111 @@
+"""Every route of the OpenAPI spec, called with enterprise A's token on enterprise B's resources."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+from fastapi.testclient import TestClient
+
+from support.world import World
+
+DEVICE_AUTH_ROUTES = {"/api/v1/ingest/{device_id}/telemetry"}
+PUBLIC_ROUTES = {"/health", "/metrics", "/api/v1/auth/login"}
+
+
+def _b_ids(client: TestClient, world: World) -> dict[str, Any]:
+    tokens = client.get(f"/api/v1/users/{world.b.user_id}/tokens", headers=world.b.headers).json()
+    bad = client.post(
+        f"/api/v1/ingest/{world.b.device_id}/telemetry",
+        content=b"{not json",
+        headers={"Authorization": f"Bearer {world.b.device_secret}"},
+    )
+    assert bad.status_code == 422
+    letters = client.get("/api/v1/dead-letters", headers=world.b.headers).json()
+    assert letters, "B must own a dead letter for the walk"
+    return {
+        "enterprise_id": world.b.enterprise_id,
+        "site_id": world.b.site_id,
+        "line_id": world.b.line_id,
+        "machine_id": world.b.machine_id,
+        "profile_id": world.b.profile_id,
+        "device_id": world.b.device_id,
+        "user_id": world.b.user_id,
+        "token_id": tokens[0]["id"],
+        "dead_letter_id": letters[0]["id"],
+    }
+
+
+def _required_query(operation: dict[str, Any]) -> dict[str, Any]:
+    query: dict[str, Any] = {}
+    for parameter in operation.get("parameters", []):
+        if parameter["in"] == "query" and parameter.get("required"):
+            name = parameter["name"]
+            query[name] = {"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"}.get(
+                name, "temperature"
+            )
+    return query
+
+
+def test_every_route_hides_foreign_resources(client: TestClient, world: World) -> None:
+    ids = _b_ids(client, world)
+    spec = client.get("/openapi.json").json()
+    walked = 0
+    for path, operations in spec["paths"].items():
+        names = re.findall(r"{(\w+)}", path)
+        if not names or path in DEVICE_AUTH_ROUTES:
+            continue
+        url = path.format(**{name: ids[name] for name in names})
+        for method, operation in operations.items():
+            response = client.request(
+                method.upper(),
+                url,
+                params=_required_query(operation),
+                content=orjson.dumps({}) if "requestBody" in operation else None,
+                headers={**world.a.headers, "Content-Type": "application/json"},
+            )
+            assert response.status_code == 404, f"{method.upper()} {url}: {response.status_code}"
+            body = response.json()
+            assert set(body) <= {"type", "title", "status", "detail", "instance", "field"}
+            assert "enterprise-b" not in response.text
+            walked += 1
+    assert walked >= 20
+
+
+def test_every_list_route_omits_foreign_rows(client: TestClient, world: World) -> None:
+    ids = _b_ids(client, world)
+    spec = client.get("/openapi.json").json()
+    listed = 0
+    for path, operations in spec["paths"].items():
+        if "{" in path or "get" not in operations or path in PUBLIC_ROUTES:
+            continue
+        response = client.get(path, headers=world.a.headers)
+        assert response.status_code == 200, path
+        rows = response.json()
+        if not isinstance(rows, list):
+            continue
+        for row in rows:
+            assert row.get("enterprise_id") in (None, world.a.enterprise_id), (path, row)
+            assert row.get("id") != ids["device_id"]
+        listed += 1
+    assert listed >= 8
+
+
+def test_foreign_device_secret_cannot_ingest(client: TestClient, world: World) -> None:
+    response = client.post(
+        f"/api/v1/ingest/{world.b.device_id}/telemetry",
+        json={"values": {"temperature": 20.0}},
+        headers={"Authorization": f"Bearer {world.a.device_secret}"},
+    )
+    assert response.status_code == 401
+    latest = client.get(
+        f"/api/v1/devices/{world.b.device_id}/telemetry/latest", headers=world.b.headers
+    )
+    assert latest.json() == []
+
+
+def test_b_is_intact_after_the_walk(client: TestClient, world: World) -> None:
+    test_every_route_hides_foreign_resources(client, world)
+    for kind, ident in (("machines", world.b.machine_id), ("devices", world.b.device_id)):
+        assert client.get(f"/api/v1/{kind}/{ident}", headers=world.b.headers).status_code == 200
