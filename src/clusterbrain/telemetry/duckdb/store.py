@@ -89,10 +89,15 @@ ON CONFLICT (series_id, bucket) DO UPDATE SET
     last_ts = greatest({table}.last_ts, excluded.last_ts)
 """
 
+# arg_max skips NULL arguments, so the newest row is taken whole, as a struct: a gap (NULL value)
+# or a text point must still become the latest value.
 _LATEST_UPSERT = """
 INSERT INTO latest
-SELECT series_id, max(ts), arg_max(value, ts), arg_max(text, ts), arg_max(quality, ts)
-FROM fresh_points GROUP BY series_id
+SELECT series_id, ts, newest.value, newest.text, newest.quality
+FROM (
+    SELECT series_id, max(ts) AS ts, arg_max(struct_pack(value, text, quality), ts) AS newest
+    FROM fresh_points GROUP BY series_id
+)
 ON CONFLICT (series_id) DO UPDATE SET
     ts = excluded.ts, value = excluded.value, text = excluded.text, quality = excluded.quality
 WHERE excluded.ts > latest.ts
