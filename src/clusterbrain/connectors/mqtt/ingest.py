@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from clusterbrain.platform.errors import Unavailable
 from clusterbrain.telemetry.pipeline import IngestPipeline, MessageOutcome, RawMessage
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class MqttIngest:
     def _build_client(self) -> mqtt.Client:
         v5 = self._config.protocol == "5"
         client = mqtt.Client(
-            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+            callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self._config.client_id,
             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
             clean_session=None if v5 else False,
@@ -99,31 +99,33 @@ class MqttIngest:
     def _connect_properties(self) -> Properties | None:
         if self._config.protocol != "5":
             return None
-        properties = Properties(PacketTypes.CONNECT)
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = SESSION_EXPIRY_S
         properties.ReceiveMaximum = RECEIVE_MAXIMUM
         return properties
 
-    def start(self, timeout: float = 10.0) -> None:
-        """Connect (keeping the broker-side session) and start the network thread."""
-        try:
-            self._client.connect(
-                self._config.host,
-                self._config.port,
-                keepalive=self._config.keepalive,
-                clean_start=False
-                if self._config.protocol == "5"
-                else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
-                properties=self._connect_properties(),
-            )
-        except OSError as exc:
-            raise Unavailable(
-                f"MQTT broker {self._config.host}:{self._config.port} unreachable: {exc}"
-            ) from exc
+    def start(self, timeout: float = 10.0) -> bool:
+        """Connect (keeping the broker-side session) and start the network thread.
+
+        Returns whether the connection is up within ``timeout``; if not, paho keeps retrying
+        with backoff in the background, so a broker that starts later is picked up.
+        """
+        self._client.connect_async(
+            self._config.host,
+            self._config.port,
+            keepalive=self._config.keepalive,
+            clean_start=False if self._config.protocol == "5" else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+            properties=self._connect_properties(),
+        )
         self._client.loop_start()
-        if not self._connected.wait(timeout):
-            self.stop()
-            raise Unavailable(f"MQTT broker {self._config.host}:{self._config.port} refused us")
+        if self._connected.wait(timeout):
+            return True
+        log.warning(
+            "MQTT broker %s:%s not reachable yet; retrying in the background",
+            self._config.host,
+            self._config.port,
+        )
+        return False
 
     def stop(self) -> None:
         self._client.disconnect()
@@ -156,7 +158,7 @@ class MqttIngest:
             if qos > 0:
                 client.ack(mid, qos)
 
-        message = RawMessage(device_id, msg.payload, "mqtt", topic, on_done=ack)
+        message = RawMessage(device_id, bytes(msg.payload), "mqtt", topic, on_done=ack)
         # Blocks this network thread while the queue is full: back-pressure to the broker.
         # QoS 0 has no redelivery, so it is shed (and counted) after a short wait instead.
         self._pipeline.submit(message, timeout=None if qos > 0 else 1.0)
