@@ -68,7 +68,7 @@ class PeerFactory:
         return peer
 
     def refused(self, username: str, password: str) -> bool:
-        return self.new(username, password).connect().is_failure
+        return bool(self.new(username, password).connect().is_failure)
 
     def close_all(self) -> None:
         for peer in self._peers:
