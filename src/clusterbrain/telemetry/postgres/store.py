@@ -23,6 +23,7 @@ import numpy as np
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from clusterbrain.telemetry.store import (
     RANGE_SCHEMA,
@@ -39,6 +40,17 @@ from clusterbrain.telemetry.store import (
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 
+# Unless the conninfo says otherwise: give up connecting after seconds, and notice a server that
+# vanished without closing the socket (keepalives; unacknowledged sends time out) instead of
+# blocking the writer for the kernel's retransmission timeout of about 15 minutes.
+_CONNECT_DEFAULTS = {
+    "connect_timeout": "5",
+    "keepalives": "1",
+    "keepalives_idle": "10",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "30000",
+}
 _SCHEMA_LOCK_KEY = 0x6362_7473  # advisory lock: concurrent first connects create tables once
 
 _ROLLUP_TABLE = """
@@ -186,7 +198,7 @@ class PostgresStore:
     """
 
     def __init__(self, conninfo: str) -> None:
-        self._conninfo = conninfo
+        self._conninfo = _with_defaults(conninfo)
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._schema_lock = threading.Lock()
@@ -283,7 +295,7 @@ class PostgresStore:
             raise StoreUnavailable(f"PostgreSQL is unavailable: {exc}") from exc
 
     def _connect(self, role: str) -> Connection:
-        conn: Connection = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5)
+        conn: Connection = psycopg.connect(self._conninfo, autocommit=True)
         setattr(self, f"_{role}", conn)
         conn.execute("SET TIME ZONE 'UTC'")
         self._ensure_schema(conn)
@@ -306,6 +318,12 @@ class PostgresStore:
         setattr(self, f"_{role}", None)
         if conn is not None:
             conn.close()
+
+
+def _with_defaults(conninfo: str) -> str:
+    """The conninfo with _CONNECT_DEFAULTS for every parameter it leaves out."""
+    given = conninfo_to_dict(conninfo)
+    return make_conninfo("", **{**_CONNECT_DEFAULTS, **given})
 
 
 def _resolve_series(conn: Connection, keys: list[SeriesKey]) -> dict[SeriesKey, int]:
