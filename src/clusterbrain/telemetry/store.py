@@ -124,7 +124,9 @@ class TelemetryStore(Protocol):
 
         Without ``bucket``, raw points. With one, one row per non-empty bucket (ts = bucket start,
         buckets aligned to the Unix epoch), computed from the coarsest rollup that divides the
-        bucket (see :func:`rollup_level_for`) so that long ranges never scan raw points.
+        bucket (see :func:`rollup_level_for`) so that long ranges never scan raw points. Every
+        bucket overlapping ``[start, end)`` is answered whole (see :func:`bucket_window`).
+        Aggregates cover points that have a numeric value; text points are never included.
         """
         ...
 
