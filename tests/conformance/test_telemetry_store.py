@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import psycopg
@@ -41,12 +42,10 @@ MINUTE, HOUR = timedelta(minutes=1), timedelta(hours=1)
 
 
 @pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[TelemetryStore]:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TelemetryStore]:
     backend: TelemetryStore
     if request.param == "duckdb":
-        backend = DuckDBStore(tmp_path_factory.mktemp("duckdb") / "telemetry.duckdb")
+        backend = DuckDBStore(tmp_path / "telemetry.duckdb")
     else:
         backend = PostgresStore(request.getfixturevalue("postgres_url"))
     yield backend
