@@ -242,6 +242,8 @@ def test_faults_a_kind_cannot_have_are_refused() -> None:
     with pytest.raises(ValueError):
         cnc.inject(FaultKind.STUCK_SENSOR, T0, 60, tag="part_count")
     with pytest.raises(ValueError):
+        cnc.inject(FaultKind.BEARING_WEAR, T0, 60, tag="power")
+    with pytest.raises(ValueError):
         cnc.inject(FaultKind.STUCK_SENSOR, T0, 0)
 
 

@@ -220,7 +220,7 @@ class MachineModel(ABC):
         candidates = fault_targets(self.kind, fault)
         if tag is None and candidates:
             tag = str(self._fault_rng.choice(candidates))
-        if candidates and tag not in candidates:
+        if tag is not None and tag not in candidates:
             raise ValueError(f"{fault} cannot target tag {tag!r} of {self.kind}")
         magnitude = float(self._fault_rng.uniform(0.0, 1.0))
         self._faults.append(_ActiveFault(fault, start, start + duration, tag, magnitude))
@@ -644,33 +644,12 @@ class AirCompressorModel(_ProducingMachine):
         return max(0.0, healthy * (1.0 + 3.5 * wear) + self._vibration_noise + 0.03 * z[5])
 
 
-_DAY_SHAPE = (
-    0.08,
-    0.08,
-    0.08,
-    0.08,
-    0.08,
-    0.08,
-    0.1,
-    0.35,  # 00-07: night, then the day shift arrives
-    0.95,
-    0.95,
-    0.95,
-    0.95,
-    0.35,
-    0.6,
-    0.95,
-    0.95,  # 08-15: lunch break 12:00-13:30
-    0.95,
-    0.95,
-    0.5,
-    0.7,
-    0.7,
-    0.7,
-    0.3,
-    0.1,  # 16-23: dinner, evening overtime
+_DAY_SHAPE: tuple[float, ...] = (
+    *(0.08, 0.08, 0.08, 0.08, 0.08, 0.08, 0.1, 0.35),  # 00-07: night, then the day shift arrives
+    *(0.95, 0.95, 0.95, 0.95, 0.35, 0.6, 0.95, 0.95),  # 08-15: lunch break 12:00-13:30
+    *(0.95, 0.95, 0.5, 0.7, 0.7, 0.7, 0.3, 0.1),  # 16-23: dinner, evening overtime
 )
-"""Share of production load by local hour, as in a Guzhen lighting workshop's load curve."""
+"""Share of production load by local hour: a day shift with a long lunch break, then overtime."""
 
 
 def production_share(now: float) -> float:
