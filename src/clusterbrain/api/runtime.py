@@ -96,6 +96,10 @@ class Runtime:
         """Start the pipeline worker and, unless told otherwise, the MQTT subscriber."""
         self.pipeline.start()
         if mqtt and self.mqtt is None:
+            if self.settings.mqtt_username and self.settings.broker_auth != "none":
+                self.broker_auth.ensure_service_account(
+                    self.settings.mqtt_username, self.settings.mqtt_password
+                )
             self.mqtt = MqttIngest(mqtt_config(self.settings, worker_id), self.pipeline)
             self.mqtt.start()
 
