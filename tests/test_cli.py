@@ -1,0 +1,78 @@
+"""The `clusterbrain` command: database, devices and tokens from the shell."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from clusterbrain.api.runtime import Runtime
+from clusterbrain.cli import app
+from clusterbrain.platform.settings import Settings
+from support.world import seed_world
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("CLUSTERBRAIN_VAR_DIR", str(tmp_path / "var"))
+    return Settings()
+
+
+def test_db_upgrade_creates_the_database(env: Settings) -> None:
+    result = CliRunner().invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert (env.var_dir / "clusterbrain.db").exists()
+
+
+def test_device_add_list_rotate_revoke(env: Settings) -> None:
+    runtime = Runtime(env)
+    world = seed_world(runtime)
+    runtime.close()
+    runner = CliRunner()
+    added = runner.invoke(
+        app,
+        [
+            "device",
+            "add",
+            "--enterprise",
+            str(world.a.enterprise_id),
+            "--profile",
+            str(world.a.profile_id),
+            "--id",
+            "cli-dev",
+        ],
+    )
+    assert added.exit_code == 0, added.output
+    assert re.search(r"cbd_[\w-]+", added.output)
+    listed = runner.invoke(app, ["device", "list"])
+    assert "cli-dev" in listed.output and "never" in listed.output
+    rotated = runner.invoke(app, ["device", "rotate", "cli-dev"])
+    assert rotated.exit_code == 0 and "cbd_" in rotated.output
+    revoked = runner.invoke(app, ["device", "revoke", "cli-dev"])
+    assert revoked.exit_code == 0
+    assert "revoked" in runner.invoke(app, ["device", "list"]).output
+
+
+def test_device_add_refuses_a_foreign_profile(env: Settings) -> None:
+    runtime = Runtime(env)
+    world = seed_world(runtime)
+    runtime.close()
+    result = CliRunner().invoke(
+        app,
+        [
+            "device",
+            "add",
+            "--enterprise",
+            str(world.a.enterprise_id),
+            "--profile",
+            str(world.b.profile_id),
+        ],
+    )
+    assert result.exit_code != 0
+
+
+def test_admin_token_prints_a_token(env: Settings) -> None:
+    result = CliRunner().invoke(app, ["admin", "token"])
+    assert result.exit_code == 0 and result.output.strip().startswith("cbt_")
