@@ -76,3 +76,22 @@ def test_device_add_refuses_a_foreign_profile(env: Settings) -> None:
 def test_admin_token_prints_a_token(env: Settings) -> None:
     result = CliRunner().invoke(app, ["admin", "token"])
     assert result.exit_code == 0 and result.output.strip().startswith("cbt_")
+
+
+def test_telemetry_prune_deletes_old_raw_points(env: Settings) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from clusterbrain.telemetry.backends import open_store
+    from clusterbrain.telemetry.decode import PointColumns
+
+    store = open_store(env)
+    columns = PointColumns()
+    old = datetime.now(UTC) - timedelta(days=40)
+    for i in range(10):
+        ts_us = int((old + timedelta(seconds=i)).timestamp() * 1_000_000)
+        columns.append("dev-x", "t", ts_us, float(i), None, 0)
+    columns.append("dev-x", "t", int(datetime.now(UTC).timestamp() * 1_000_000), 1.0, None, 0)
+    assert store.write(columns.to_table()) == 11
+    store.close()
+    result = CliRunner().invoke(app, ["telemetry", "prune", "--older-than-days", "30"])
+    assert result.exit_code == 0 and "deleted 10 raw points" in result.output

@@ -22,9 +22,11 @@ app = typer.Typer(
 db_app = typer.Typer(help="Metadata database.", no_args_is_help=True)
 device_app = typer.Typer(help="Device registry.", no_args_is_help=True)
 admin_app = typer.Typer(help="Administration.", no_args_is_help=True)
+telemetry_app = typer.Typer(help="Telemetry store.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(device_app, name="device")
 app.add_typer(admin_app, name="admin")
+app.add_typer(telemetry_app, name="telemetry")
 console = Console()
 
 
@@ -368,6 +370,25 @@ def admin_token(username: str = "admin") -> None:
             console.print(token)
     finally:
         runtime.close()
+
+
+@telemetry_app.command("prune")
+def telemetry_prune(
+    older_than_days: Annotated[int, typer.Option(min=1, help="Delete raw points older than this.")],
+    device: Annotated[str | None, typer.Option(help="Only this device.")] = None,
+) -> None:
+    """Retention: delete old raw points; 1-minute and 1-hour rollups are kept."""
+    from datetime import UTC, datetime, timedelta
+
+    from clusterbrain.telemetry.backends import open_store
+
+    store = open_store(Settings())
+    try:
+        cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
+        deleted = store.delete_before(cutoff, device)
+        console.print(f"deleted {deleted} raw points older than {cutoff:%Y-%m-%d %H:%M} UTC")
+    finally:
+        store.close()
 
 
 def main() -> None:
