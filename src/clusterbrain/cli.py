@@ -8,13 +8,18 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from clusterbrain.platform.settings import Settings
+
+if TYPE_CHECKING:
+    from clusterbrain.api.provision import ProvisionedDevice
+    from clusterbrain.api.runtime import Runtime
+    from clusterbrain.sim.runner import Simulator
 
 app = typer.Typer(
     help="ClusterBrain: AIoT platform for clusters of small manufacturers.", no_args_is_help=True
@@ -137,13 +142,13 @@ def simulate(
 
 def _simulator(
     settings: Settings,
-    devices: list,
+    devices: list[ProvisionedDevice],
     interval: float,
-    batch: int,  # type: ignore[type-arg]
+    batch: int,
     fault_rate: float,
     ground_truth: Path | None,
     seed: int,
-):  # type: ignore[no-untyped-def]
+) -> Simulator:
     from clusterbrain.sim.runner import SimulatedDevice, Simulator
 
     return Simulator(
@@ -159,7 +164,7 @@ def _simulator(
     )
 
 
-def _run_simulator(simulator, duration: float) -> None:  # type: ignore[no-untyped-def]
+def _run_simulator(simulator: Simulator, duration: float) -> None:
     simulator.start()
     try:
         if duration > 0:
@@ -223,7 +228,9 @@ def demo(
         broker.stop()
 
 
-def _print_demo_banner(runtime, port: int, mqtt_port: int, machines: int, enterprises: int) -> None:  # type: ignore[no-untyped-def]
+def _print_demo_banner(
+    runtime: Runtime, port: int, mqtt_port: int, machines: int, enterprises: int
+) -> None:
     from clusterbrain.platform.db import session_scope
     from clusterbrain.platform.service import bootstrap_admin
 
@@ -249,7 +256,7 @@ def _print_demo_banner(runtime, port: int, mqtt_port: int, machines: int, enterp
 # --- devices --------------------------------------------------------------------------------------
 
 
-def _admin_context():  # type: ignore[no-untyped-def]
+def _admin_context() -> Runtime:
     from clusterbrain.api.runtime import Runtime
 
     return Runtime(Settings())

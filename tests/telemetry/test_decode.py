@@ -6,7 +6,6 @@ import json
 import threading
 from typing import Any
 
-import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -103,7 +102,11 @@ def test_examples() -> None:
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    payloads=st.lists(st.binary(max_size=80) | documents.map(lambda d: json.dumps(d).encode()), min_size=1, max_size=8)
+    payloads=st.lists(
+        st.binary(max_size=80) | documents.map(lambda d: json.dumps(d).encode()),
+        min_size=1,
+        max_size=8,
+    )
 )
 def test_fuzzed_payloads_never_stop_the_worker(
     runtime: Runtime, world: World, payloads: list[bytes]

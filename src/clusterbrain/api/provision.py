@@ -15,6 +15,7 @@ from clusterbrain.api.runtime import Runtime
 from clusterbrain.devices import schemas as device_schemas
 from clusterbrain.devices import service as devices
 from clusterbrain.devices.models import Device, DeviceProfile
+from clusterbrain.devices.spec import TagKind
 from clusterbrain.platform import schemas, service
 from clusterbrain.platform.db import session_scope
 from clusterbrain.platform.models import Cluster, Enterprise, Line, Machine, Role, Site, User
@@ -192,7 +193,7 @@ def _profile_of(session: Session, principal: Principal, spec: ProfileSpec) -> in
                 device_schemas.TagIn(
                     name=t.name,
                     unit=t.unit,
-                    data_type=device_schemas.TagKind(t.data_type),
+                    data_type=TagKind(t.data_type),
                     min_value=t.min_value,
                     max_value=t.max_value,
                     description_en=t.description_en,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from clusterbrain.platform.db import session_scope
@@ -55,7 +55,7 @@ class SqlDeadLetterSink:
             )
 
 
-def _scoped_query(principal: Principal):  # type: ignore[no-untyped-def]
+def _scoped_query(principal: Principal) -> Select[DeadLetter]:
     query = select(DeadLetter).order_by(DeadLetter.id.desc())
     if principal.is_platform_admin:
         return query
