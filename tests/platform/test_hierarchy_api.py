@@ -123,3 +123,12 @@ def test_cluster_operator_sees_enterprises_not_their_machines(
     assert len(client.get("/api/v1/enterprises", headers=headers).json()) == 2
     assert client.get("/api/v1/machines", headers=headers).json() == []
     assert client.get(f"/api/v1/machines/{world.a.machine_id}", headers=headers).status_code == 404
+
+
+def test_problem_titles_follow_accept_language(client: TestClient, world: World) -> None:
+    url = "/api/v1/machines/999999"
+    chinese = client.get(url, headers={**world.a.headers, "Accept-Language": "zh-CN,zh;q=0.9"})
+    english = client.get(url, headers={**world.a.headers, "Accept-Language": "en-US,en;q=0.8"})
+    assert chinese.json()["title"] == "未找到" and chinese.headers["content-language"] == "zh-CN"
+    assert english.json()["title"] == "Not found"
+    assert client.get(url, headers=world.a.headers).json()["title"] == "未找到"  # default zh-CN

@@ -10,24 +10,35 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clusterbrain.platform.errors import ClusterBrainError
+from clusterbrain.platform.i18n import negotiate, translate
 
 PROBLEM_TYPE_BASE = "https://clusterbrain.dev/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
 def problem(
-    status: int, title: str, detail: str, *, slug: str, instance: str = "", **extra: Any
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    slug: str,
+    instance: str = "",
+    language: str = "en",
+    **extra: Any,
 ) -> JSONResponse:
+    """A problem response; ``title`` is English source text, translated for the client."""
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + slug,
-        "title": title,
+        "title": translate(title, language),
         "status": status,
         "detail": detail,
     }
     if instance:
         body["instance"] = instance
     body.update({k: v for k, v in extra.items() if v is not None})
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = {"Content-Language": language}
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
@@ -46,6 +57,10 @@ def field_of(loc: tuple[Any, ...] | list[Any]) -> str:
     return text
 
 
+def language_of(request: Request) -> str:
+    return negotiate(request.headers.get("accept-language"))
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ClusterBrainError)
     async def _domain(request: Request, exc: ClusterBrainError) -> JSONResponse:
@@ -55,6 +70,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             exc.detail,
             slug=exc.type_slug,
             instance=request.url.path,
+            language=language_of(request),
             field=exc.field,
         )
 
@@ -70,6 +86,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             f"{first['field']}: {first['message']}" if first["field"] else first["message"],
             slug="invalid-input",
             instance=request.url.path,
+            language=language_of(request),
             field=first["field"] or None,
             errors=errors,
         )
@@ -83,4 +100,5 @@ def install_problem_handlers(app: FastAPI) -> None:
             str(exc.detail),
             slug=title.lower().replace(" ", "-"),
             instance=request.url.path,
+            language=language_of(request),
         )

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from clusterbrain.devices.directory import SqlDeviceDirectory
 from clusterbrain.platform.errors import Unauthenticated, Unavailable
-from clusterbrain.platform.problems import problem
+from clusterbrain.platform.problems import language_of, problem
 from clusterbrain.platform.web import bearer_token
 from clusterbrain.telemetry.pipeline import IngestPipeline, RawMessage
 from clusterbrain.telemetry.schemas import IngestResult
@@ -59,6 +59,7 @@ async def ingest_telemetry(
             f"{first.reason.value}: {first.detail}",
             slug="telemetry-rejected",
             instance=request.url.path,
+            language=language_of(request),
             field="body",
             rejected=result.rejected,
         )
