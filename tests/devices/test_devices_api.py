@@ -99,3 +99,22 @@ def test_device_id_taken_is_conflict(client: TestClient, world: World) -> None:
         headers=world.a.headers,
     )
     assert response.status_code == 409 and response.json()["field"] == "device_id"
+
+
+def test_profile_tags_can_be_replaced_and_ingest_follows(client: TestClient, world: World) -> None:
+    url = f"/api/v1/device-profiles/{world.a.profile_id}"
+    patched = client.patch(
+        url,
+        json={"tags": [{"name": "pressure", "unit": "bar", "description_zh": "压力"}]},
+        headers=world.a.headers,
+    )
+    assert patched.status_code == 200, patched.text
+    assert [t["name"] for t in patched.json()["tags"]] == ["pressure"]
+    assert (
+        _ingest(client, world.a.device_id, world.a.device_secret, {"values": {"pressure": 3.5}})
+        == 202
+    )
+    assert (
+        _ingest(client, world.a.device_id, world.a.device_secret, {"values": {"temperature": 1}})
+        == 422
+    )

@@ -95,6 +95,19 @@ def get_profile(profile_id: int, session: SessionDep, principal: PrincipalDep) -
     return service.get_profile(session, principal, profile_id)
 
 
+@router.patch("/device-profiles/{profile_id}", tags=["devices"], response_model=schemas.ProfileOut)
+def update_profile(
+    profile_id: int,
+    body: schemas.ProfilePatch,
+    session: SessionDep,
+    principal: PrincipalDep,
+    directory: DirectoryDep,
+) -> object:
+    profile = service.update_profile(session, principal, profile_id, body)
+    directory.invalidate()
+    return profile
+
+
 @router.delete("/device-profiles/{profile_id}", tags=["devices"], status_code=NO_CONTENT)
 def delete_profile(profile_id: int, session: SessionDep, principal: PrincipalDep) -> Response:
     service.delete_profile(session, principal, profile_id)

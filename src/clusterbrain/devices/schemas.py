@@ -33,6 +33,14 @@ class ProfileIn(BaseModel):
     enterprise_id: int | None = None
 
 
+class ProfilePatch(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    description: str | None = None
+    tags: list[TagIn] | None = Field(
+        default=None, min_length=1, description="Replaces the whole tag list when given."
+    )
+
+
 class ProfileOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

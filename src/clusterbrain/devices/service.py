@@ -79,6 +79,29 @@ def get_profile(session: Session, principal: Principal, ident: int) -> DevicePro
     return profile
 
 
+def update_profile(
+    session: Session, principal: Principal, ident: int, patch: schemas.ProfilePatch
+) -> DeviceProfile:
+    """Rename, redescribe, or replace the tag list (values already stored are kept)."""
+    profile = get_profile(session, principal, ident)
+    principal.require(CONFIGURE_ROLES, "edit device profiles")
+    if patch.tags is not None:
+        _check_tags(patch.tags)
+        profile.tags.clear()
+        session.flush()
+        profile.tags.extend(ProfileTag(**tag.model_dump()) for tag in patch.tags)
+    if patch.name is not None:
+        profile.name = patch.name
+    if patch.description is not None:
+        profile.description = patch.description
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        session.rollback()
+        raise Conflict(f"profile {patch.name!r} already exists", field="name") from exc
+    return profile
+
+
 def delete_profile(session: Session, principal: Principal, ident: int) -> None:
     profile = get_profile(session, principal, ident)
     principal.require(CONFIGURE_ROLES, "delete device profiles")
