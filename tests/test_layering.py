@@ -6,7 +6,16 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "clusterbrain"
-LEVEL = {"platform": 0, "sim": 0, "devices": 1, "telemetry": 2, "connectors": 3, "api": 4, "cli": 5}
+LEVEL = {
+    "platform": 0,
+    "sim": 0,
+    "devices": 1,
+    "telemetry": 2,
+    "connectors": 3,
+    "production": 3,
+    "api": 4,
+    "cli": 5,
+}
 EXEMPT = {"platform/migrations/env.py"}  # the migration script sees every table by design
 
 
