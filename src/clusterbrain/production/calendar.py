@@ -25,16 +25,25 @@ All functions are pure: no clock, no database, no settings.
 from __future__ import annotations
 
 import calendar as _stdlib_calendar
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from clusterbrain.platform.errors import InvalidInput
 
 Period = Literal["day", "week", "month"]
+Moment = datetime | float
+"""An instant: an aware ``datetime`` (naive means UTC) or epoch seconds, as the simulator uses."""
+Moments = Sequence[datetime] | Sequence[float] | npt.NDArray[Any]
+"""Many instants: datetimes, epoch seconds, or a numpy ``datetime64`` array (e.g. from Arrow)."""
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 _WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DAY = timedelta(days=1)
@@ -215,6 +224,36 @@ def as_utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
+
+
+def epoch_us(moment: Moment) -> int:
+    """Microseconds since the Unix epoch: the telemetry store's resolution, exact in int64.
+
+    >>> epoch_us(datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC)), epoch_us(1.5)
+    (1000000, 1500000)
+    """
+    if isinstance(moment, datetime):
+        return (as_utc(moment) - EPOCH) // _MICROSECOND
+    return round(float(moment) * 1e6)
+
+
+def from_epoch_us(micros: int) -> datetime:
+    """The aware UTC datetime of an epoch-microsecond count."""
+    return EPOCH + timedelta(microseconds=int(micros))
+
+
+def epoch_us_array(moments: Moments) -> npt.NDArray[np.int64]:
+    """Instants as an int64 array of epoch microseconds (vectorised for numeric and datetime64).
+
+    >>> epoch_us_array(np.array(["2026-01-01T00:00:00"], dtype="datetime64[s]")).tolist()
+    [1767225600000000]
+    """
+    array = np.asarray(moments)
+    if array.dtype.kind == "M":
+        return array.astype("datetime64[us]").astype(np.int64)
+    if array.dtype.kind in "iuf":
+        return np.round(array.astype(np.float64) * 1e6).astype(np.int64)
+    return np.fromiter((epoch_us(m) for m in array.ravel()), np.int64, array.size)
 
 
 def local_to_utc(day: date, wall: time, zone: ZoneInfo) -> datetime:
