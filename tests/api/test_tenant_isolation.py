@@ -22,6 +22,20 @@ def _b_ids(client: TestClient, world: World) -> dict[str, Any]:
         headers={"Authorization": f"Bearer {world.b.device_secret}"},
     )
     assert bad.status_code == 422
+    reasons = client.get("/api/v1/downtime-reasons", headers=world.b.headers).json()
+    order = client.post(
+        "/api/v1/production-orders",
+        json={
+            "machine_id": world.b.machine_id,
+            "order_number": "B-1",
+            "product": "lamp housing",
+            "ideal_cycle_time_s": 20,
+            "planned_quantity": 100,
+            "planned_start": "2026-11-25T00:00:00Z",
+            "planned_end": "2026-11-26T00:00:00Z",
+        },
+        headers=world.b.headers,
+    ).json()
     letters = client.get("/api/v1/dead-letters", headers=world.b.headers).json()
     assert letters, "B must own a dead letter for the walk"
     return {
@@ -34,6 +48,8 @@ def _b_ids(client: TestClient, world: World) -> dict[str, Any]:
         "user_id": world.b.user_id,
         "token_id": tokens[0]["id"],
         "dead_letter_id": letters[0]["id"],
+        "reason_id": reasons[0]["id"],
+        "order_id": order["id"],
     }
 
 

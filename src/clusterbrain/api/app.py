@@ -16,6 +16,7 @@ from clusterbrain.connectors.http.api import router as ingest_router
 from clusterbrain.devices.api import router as devices_router
 from clusterbrain.platform.api import router as platform_router
 from clusterbrain.platform.problems import install_problem_handlers
+from clusterbrain.production.api import router as production_router
 from clusterbrain.telemetry.api import router as telemetry_router
 from clusterbrain.telemetry.store import StoreUnavailable
 
@@ -43,7 +44,13 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = False) -> FastAPI:
     app.state.directory = runtime.directory
     app.state.broker_auth = runtime.broker_auth
     install_problem_handlers(app)
-    for router in (platform_router, devices_router, telemetry_router, ingest_router):
+    for router in (
+        platform_router,
+        devices_router,
+        telemetry_router,
+        ingest_router,
+        production_router,
+    ):
         app.include_router(router)
     _add_operational_routes(app, runtime)
     return app

@@ -11,6 +11,7 @@ MODEL_MODULES = (
     "clusterbrain.platform.models",
     "clusterbrain.devices.models",
     "clusterbrain.telemetry.models",
+    "clusterbrain.production.models",
 )
 
 

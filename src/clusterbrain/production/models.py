@@ -1,0 +1,87 @@
+"""Production tables: downtime reasons, production orders, site calendars, state intervals."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from clusterbrain.platform.db import Base, UTCDateTime, utcnow
+
+
+class DowntimeReason(Base):
+    """A node of an enterprise's downtime reason tree (停机原因), in English and Chinese."""
+
+    __tablename__ = "downtime_reasons"
+    __table_args__ = (UniqueConstraint("enterprise_id", "code"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    enterprise_id: Mapped[int] = mapped_column(
+        ForeignKey("enterprises.id", ondelete="CASCADE"), index=True
+    )
+    code: Mapped[str] = mapped_column(String(64))
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("downtime_reasons.id", ondelete="CASCADE"), nullable=True
+    )
+    name_en: Mapped[str] = mapped_column(String(200))
+    name_zh: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(32))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class ProductionOrder(Base):
+    """Work on one machine: product, ideal cycle time (ISO 22400 PRU) and planned quantity."""
+
+    __tablename__ = "production_orders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    enterprise_id: Mapped[int] = mapped_column(
+        ForeignKey("enterprises.id", ondelete="CASCADE"), index=True
+    )
+    machine_id: Mapped[int] = mapped_column(
+        ForeignKey("machines.id", ondelete="CASCADE"), index=True
+    )
+    order_number: Mapped[str] = mapped_column(String(100))
+    product: Mapped[str] = mapped_column(String(200))
+    ideal_cycle_time_s: Mapped[float] = mapped_column(Float)
+    units_per_cycle: Mapped[int] = mapped_column(Integer, default=1)
+    planned_quantity: Mapped[int] = mapped_column(Integer)
+    planned_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    planned_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), default="planned")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SiteCalendar(Base):
+    """A site's shift pattern, holidays and planned maintenance (validated by production.calendar)."""
+
+    __tablename__ = "site_calendars"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    enterprise_id: Mapped[int] = mapped_column(
+        ForeignKey("enterprises.id", ondelete="CASCADE"), index=True
+    )
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), unique=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MachineSettings(Base):
+    """How a machine's states and output are read: state rules and the default ideal cycle time."""
+
+    __tablename__ = "machine_settings"
+
+    machine_id: Mapped[int] = mapped_column(
+        ForeignKey("machines.id", ondelete="CASCADE"), primary_key=True
+    )
+    enterprise_id: Mapped[int] = mapped_column(
+        ForeignKey("enterprises.id", ondelete="CASCADE"), index=True
+    )
+    device_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    state_rules: Mapped[dict[str, Any]] = mapped_column(JSON)
+    ideal_cycle_time_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    good_count_tag: Mapped[str] = mapped_column(String(100), default="good_count")
+    scrap_count_tag: Mapped[str] = mapped_column(String(100), default="scrap_count")
+    energy_tag: Mapped[str] = mapped_column(String(100), default="")
