@@ -285,6 +285,24 @@ def test_text_tags_have_latest_values_but_no_numeric_series(store: TelemetryStor
     assert rows_of(counts) == [("temp", T0, 1.0)]
 
 
+def test_text_range_query_returns_text_points_in_bounds(store: TelemetryStore) -> None:
+    rows: list[Row] = [
+        ("d1", "state", T0, None, "running", 0),
+        ("d1", "state", T0 + MINUTE, None, "down", 0),
+        ("d1", "state", T0 + HOUR, None, "idle", 0),
+        ("d2", "state", T0, None, "setup", 0),
+        numeric("d1", "temp", T0, 20.5),
+    ]
+    assert store.write(batch(rows)) == 5
+    table = store.query_text("d1", ["state", "temp"], T0, T0 + HOUR)
+    assert table.to_pydict() == {
+        "tag": ["state", "state"],
+        "ts": [T0, T0 + MINUTE],
+        "text": ["running", "down"],
+    }
+    assert store.query_text("d1", [], T0, T0 + HOUR).num_rows == 0
+
+
 def test_points_without_value_are_raw_gaps_not_aggregated(store: TelemetryStore) -> None:
     rows: list[Row] = [numeric("d1", "temp", T0, 4.0), ("d1", "temp", T0 + US, None, None, 2)]
     assert store.write(batch(rows)) == 2

@@ -38,6 +38,14 @@ RANGE_SCHEMA = pa.schema(
     ]
 )
 
+TEXT_SCHEMA = pa.schema(
+    [
+        pa.field("tag", pa.string()),
+        pa.field("ts", pa.timestamp("us", tz="UTC")),
+        pa.field("text", pa.string()),
+    ]
+)
+
 ROLLUP_1M = timedelta(minutes=1)
 ROLLUP_1H = timedelta(hours=1)
 
@@ -128,6 +136,12 @@ class TelemetryStore(Protocol):
         bucket overlapping ``[start, end)`` is answered whole (see :func:`bucket_window`).
         Aggregates cover points that have a numeric value; text points are never included.
         """
+        ...
+
+    def query_text(
+        self, device_id: str, tags: Sequence[str], start: datetime, end: datetime
+    ) -> pa.Table:
+        """Text points (e.g. a machine's ``state``) in ``[start, end)`` as TEXT_SCHEMA, by tag, ts."""
         ...
 
     def delete_before(self, cutoff: datetime, device_id: str | None = None) -> int:

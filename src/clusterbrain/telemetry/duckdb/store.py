@@ -27,6 +27,7 @@ from clusterbrain.telemetry.store import (
     RANGE_SCHEMA,
     ROLLUP_1H,
     ROLLUP_1M,
+    TEXT_SCHEMA,
     Aggregate,
     LatestValue,
     RollupLevel,
@@ -248,6 +249,27 @@ class DuckDBStore:
             query, params = _bucket_query(device_id, tags, start, end, bucket, Aggregate(agg))
         table = self._read(lambda cur: cur.sql(query, params=params).to_arrow_table())
         return _as_range_table(table)
+
+    def query_text(
+        self, device_id: str, tags: Sequence[str], start: datetime, end: datetime
+    ) -> pa.Table:
+        if not tags:
+            return TEXT_SCHEMA.empty_table()
+        query = (
+            "SELECT s.tag, r.ts, r.text FROM points r JOIN series s USING (series_id) "
+            f"WHERE {_SERIES_FILTER} AND r.ts >= $lo AND r.ts < $hi AND r.text IS NOT NULL "
+            "ORDER BY s.tag, r.ts"
+        )
+        params = {"device": device_id, "tags": list(tags), "lo": _naive(start), "hi": _naive(end)}
+        table = self._read(lambda cur: cur.sql(query, params=params).to_arrow_table())
+        return pa.Table.from_arrays(
+            [
+                table.column("tag").cast(pa.string()),
+                table.column("ts").cast(pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC")),
+                table.column("text").cast(pa.string()),
+            ],
+            schema=TEXT_SCHEMA,
+        )
 
     def delete_before(self, cutoff: datetime, device_id: str | None = None) -> int:
         query = "DELETE FROM points WHERE ts < $cutoff"

@@ -27,6 +27,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from clusterbrain.telemetry.store import (
     RANGE_SCHEMA,
+    TEXT_SCHEMA,
     Aggregate,
     LatestValue,
     RollupLevel,
@@ -260,6 +261,29 @@ class PostgresStore:
         else:
             query, params = _bucket_query(device_id, tags, start, end, bucket, Aggregate(agg))
         return _range_table(self._fetch(query, params))
+
+    def query_text(
+        self, device_id: str, tags: Sequence[str], start: datetime, end: datetime
+    ) -> pa.Table:
+        if not tags:
+            return TEXT_SCHEMA.empty_table()
+        query = (
+            f"SELECT s.tag, {_EPOCH_US.format(col='r.ts')}, r.text "
+            "FROM points r JOIN series s USING (series_id) "
+            f"WHERE {_SERIES_FILTER} AND r.ts >= %(lo)s AND r.ts < %(hi)s "
+            "AND r.text IS NOT NULL ORDER BY s.tag, r.ts"
+        )
+        params = {"device": device_id, "tags": list(tags), "lo": as_utc(start), "hi": as_utc(end)}
+        rows = self._fetch(query, params)
+        tags_col, micros, texts = zip(*rows, strict=True) if rows else ((), (), ())
+        return pa.Table.from_arrays(
+            [
+                pa.array(tags_col, pa.string()),
+                pa.array(micros, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+                pa.array(texts, pa.string()),
+            ],
+            schema=TEXT_SCHEMA,
+        )
 
     def delete_before(self, cutoff: datetime, device_id: str | None = None) -> int:
         query = "DELETE FROM points WHERE ts < %(cutoff)s"
