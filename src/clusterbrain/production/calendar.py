@@ -39,7 +39,7 @@ from clusterbrain.platform.errors import InvalidInput
 Period = Literal["day", "week", "month"]
 Moment = datetime | float
 """An instant: an aware ``datetime`` (naive means UTC) or epoch seconds, as the simulator uses."""
-Moments = Sequence[datetime] | Sequence[float] | npt.NDArray[Any]
+Moments = Sequence[Moment] | npt.NDArray[Any]
 """Many instants: datetimes, epoch seconds, or a numpy ``datetime64`` array (e.g. from Arrow)."""
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
