@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import json
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -376,3 +379,12 @@ def test_overlay_only_relabels_stops_inside_planned_windows(
     assert sum(after.values()) == pytest.approx(sum(before.values()))
     inside = durations_in_windows(overlaid, planned)
     assert all(inside[s] == 0 for s in MachineState if s not in (R, PLANNED))
+
+
+def test_the_documented_rule_and_calendar_examples_are_valid() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "production-states.md").read_text()
+    blocks = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", text, re.S)]
+    assert len(blocks) == 3
+    assert StateRules.from_dict(blocks[0]).state_map["3"] is IDLE
+    assert StateRules.from_dict(blocks[1]).tags == ("alarm_active", "power", "mode")
+    assert len(SiteCalendar.model_validate(blocks[2]).pattern.shifts) == 2
