@@ -17,6 +17,7 @@ from clusterbrain.devices.api import router as devices_router
 from clusterbrain.platform.api import router as platform_router
 from clusterbrain.platform.problems import install_problem_handlers
 from clusterbrain.production.api import router as production_router
+from clusterbrain.production.kpi_api import router as kpi_router
 from clusterbrain.telemetry.api import router as telemetry_router
 from clusterbrain.telemetry.store import StoreUnavailable
 
@@ -50,6 +51,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = False) -> FastAPI:
         telemetry_router,
         ingest_router,
         production_router,
+        kpi_router,
     ):
         app.include_router(router)
     _add_operational_routes(app, runtime)

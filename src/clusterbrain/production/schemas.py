@@ -73,3 +73,99 @@ class OrderOut(BaseModel):
     planned_start: datetime
     planned_end: datetime
     status: str
+
+
+class ElementsOut(BaseModel):
+    """ISO 22400-2 time elements (seconds) and quantities."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    planned_operation_time: float
+    planned_down_time: float
+    planned_busy_time: float
+    actual_production_time: float
+    actual_unit_setup_time: float
+    actual_unit_delay_time: float
+    actual_unit_down_time: float
+    actual_order_execution_time: float
+    time_to_restoration: float
+    produced_quantity: float
+    good_quantity: float
+    scrap_quantity: float
+    rework_quantity: float
+    planned_runtime_total: float
+    failure_events: int
+    energy_kwh: float
+
+
+class KpisOut(BaseModel):
+    """Ratios as fractions; MTBF/MTTR in seconds; throughput in units per hour; kWh per unit."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    availability: float | None
+    effectiveness: float | None
+    quality_ratio: float | None
+    oee: float | None
+    nee: float | None
+    technical_efficiency: float | None
+    throughput_rate: float | None
+    first_pass_yield: float | None
+    scrap_ratio: float | None
+    rework_ratio: float | None
+    mtbf: float | None
+    mttr: float | None
+    allocation_ratio: float | None
+    setup_ratio: float | None
+    energy_per_good_unit: float | None
+    comprehensive_energy_consumption: float | None
+
+
+class LossOut(BaseModel):
+    name: str
+    seconds_lost: float
+    remaining_after: float
+
+
+class IntervalOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    state: str
+    start: datetime
+    end: datetime
+
+
+class KpiReport(BaseModel):
+    start: datetime
+    end: datetime
+    elements: ElementsOut
+    kpis: KpisOut
+    losses: list[LossOut]
+    intervals: list[IntervalOut] = Field(default_factory=list)
+
+
+class MachineKpiRow(BaseModel):
+    machine_id: int
+    elements: ElementsOut
+    kpis: KpisOut
+
+
+class GroupKpiReport(KpiReport):
+    machines: list[MachineKpiRow]
+
+
+class MachineSettingsIn(BaseModel):
+    state_rules: dict[str, object] | None = Field(
+        default=None, description="See docs/production-states.md; default: the 'state' tag."
+    )
+    ideal_cycle_time_s: float | None = Field(default=None, gt=0, le=86_400)
+    good_count_tag: str = "good_count"
+    scrap_count_tag: str = "scrap_count"
+    energy_tag: str = ""
+    device_id: str | None = None
+
+
+class MachineSettingsOut(MachineSettingsIn):
+    model_config = ConfigDict(from_attributes=True)
+
+    machine_id: int

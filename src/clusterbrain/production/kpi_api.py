@@ -1,0 +1,179 @@
+"""Routes of production KPIs, site calendars and machine production settings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import ValidationError
+
+from clusterbrain.platform.db import utcnow
+from clusterbrain.platform.errors import InvalidInput
+from clusterbrain.platform.models import Machine, Site
+from clusterbrain.platform.service import get_scoped
+from clusterbrain.platform.tenancy import CONFIGURE_ROLES
+from clusterbrain.platform.web import PrincipalDep, SessionDep
+from clusterbrain.production import oee_service, schemas
+from clusterbrain.production.calendar import SiteCalendar
+from clusterbrain.production.kpi import TimeElements, compute_kpis
+from clusterbrain.production.models import MachineSettings
+from clusterbrain.production.models import SiteCalendar as SiteCalendarRow
+from clusterbrain.production.states import StateRules
+from clusterbrain.telemetry.store import TelemetryStore
+
+router = APIRouter(prefix="/api/v1")
+From = Annotated[datetime, Query(alias="from")]
+To = Annotated[datetime, Query(alias="to")]
+
+
+def get_store(request: Request) -> TelemetryStore:
+    store: TelemetryStore = request.app.state.store
+    return store
+
+
+StoreDep = Annotated[TelemetryStore, Depends(get_store)]
+
+
+def _elements_out(e: TimeElements) -> schemas.ElementsOut:
+    return schemas.ElementsOut.model_validate(e)
+
+
+def _report(result: oee_service.KpiResult) -> dict[str, Any]:
+    return {
+        "start": result.start,
+        "end": result.end,
+        "elements": _elements_out(result.elements),
+        "kpis": schemas.KpisOut.model_validate(result.kpis),
+        "losses": [schemas.LossOut(**step._asdict()) for step in result.losses],
+        "intervals": [
+            schemas.IntervalOut(state=i.state.value, start=i.start, end=i.end)
+            for i in result.intervals
+        ],
+    }
+
+
+@router.get("/machines/{machine_id}/kpis", tags=["production"], response_model=schemas.KpiReport)
+def machine_kpis(
+    machine_id: int,
+    session: SessionDep,
+    principal: PrincipalDep,
+    store: StoreDep,
+    start: From,
+    end: To,
+    intervals: bool = False,
+) -> schemas.KpiReport:
+    """OEE with its components, the other ISO 22400-2 KPIs and the six-losses waterfall."""
+    result = oee_service.machine_kpis(
+        session, store, principal, machine_id, start, end, with_intervals=intervals
+    )
+    return schemas.KpiReport(**_report(result))
+
+
+@router.get("/kpis", tags=["production"], response_model=schemas.GroupKpiReport)
+def group_kpis(
+    session: SessionDep,
+    principal: PrincipalDep,
+    store: StoreDep,
+    start: From,
+    end: To,
+    line_id: int | None = None,
+    site_id: int | None = None,
+) -> schemas.GroupKpiReport:
+    """KPIs of the enterprise (or one site or line), from time elements summed over machines."""
+    total, per_machine = oee_service.group_kpis(
+        session, store, principal, start, end, line_id=line_id, site_id=site_id
+    )
+    rows = [
+        schemas.MachineKpiRow(
+            machine_id=machine_id,
+            elements=_elements_out(elements),
+            kpis=schemas.KpisOut.model_validate(compute_kpis(elements)),
+        )
+        for machine_id, elements in per_machine.items()
+    ]
+    return schemas.GroupKpiReport(**_report(total), machines=rows)
+
+
+# --- site calendars -----------------------------------------------------------------------------
+
+
+@router.get("/sites/{site_id}/calendar", tags=["production"])
+def get_calendar(site_id: int, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
+    """The site's calendar; a site without one is planned around the clock."""
+    site = get_scoped(session, Site, site_id, principal)
+    row = session.query(SiteCalendarRow).filter_by(site_id=site.id).one_or_none()
+    definition = row.definition if row else {}
+    return SiteCalendar.model_validate(definition).model_dump(mode="json")
+
+
+@router.put("/sites/{site_id}/calendar", tags=["production"])
+def put_calendar(
+    site_id: int, body: dict[str, Any], session: SessionDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    """Shifts with breaks, holidays, make-up working days, maintenance and time zone."""
+    site = get_scoped(session, Site, site_id, principal)
+    principal.require(CONFIGURE_ROLES, "edit calendars")
+    calendar = _validated(SiteCalendar, body)
+    definition: dict[str, Any] = calendar.model_dump(mode="json")
+    row = session.query(SiteCalendarRow).filter_by(site_id=site.id).one_or_none()
+    if row is None:
+        row = SiteCalendarRow(site_id=site.id, enterprise_id=site.enterprise_id, definition={})
+        session.add(row)
+    row.definition = definition
+    row.updated_at = utcnow()
+    return definition
+
+
+def _validated(model: Any, body: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise InvalidInput(f"{where}: {first.get('msg', 'invalid')}", field=where or None) from exc
+
+
+# --- machine production settings ---------------------------------------------------------------
+
+
+@router.get(
+    "/machines/{machine_id}/production-settings",
+    tags=["production"],
+    response_model=schemas.MachineSettingsOut,
+)
+def get_settings(machine_id: int, session: SessionDep, principal: PrincipalDep) -> object:
+    machine = get_scoped(session, Machine, machine_id, principal)
+    row = session.get(MachineSettings, machine.id)
+    if row is None:
+        return schemas.MachineSettingsOut(machine_id=machine.id)
+    return row
+
+
+@router.put(
+    "/machines/{machine_id}/production-settings",
+    tags=["production"],
+    response_model=schemas.MachineSettingsOut,
+)
+def put_settings(
+    machine_id: int,
+    body: schemas.MachineSettingsIn,
+    session: SessionDep,
+    principal: PrincipalDep,
+) -> object:
+    """State rules, counter tags and the default ideal cycle time of a machine."""
+    machine = get_scoped(session, Machine, machine_id, principal)
+    principal.require(CONFIGURE_ROLES, "edit production settings")
+    rules = _validated(StateRules, body.state_rules).to_dict() if body.state_rules else {}
+    row = session.get(MachineSettings, machine.id)
+    if row is None:
+        row = MachineSettings(machine_id=machine.id, enterprise_id=machine.enterprise_id)
+        session.add(row)
+    row.state_rules = rules
+    row.ideal_cycle_time_s = body.ideal_cycle_time_s
+    row.good_count_tag = body.good_count_tag
+    row.scrap_count_tag = body.scrap_count_tag
+    row.energy_tag = body.energy_tag
+    row.device_id = body.device_id
+    session.flush()
+    return row

@@ -1,0 +1,275 @@
+"""KPIs of machines and groups of machines, read from the telemetry store (the I/O side).
+
+Everything computed here is composed of the pure modules: signals → ``states.derive_intervals``,
+counters → ``counters.increments_per_window``, the site calendar → planned windows, and
+``elements.time_elements`` → ``kpi.compute_kpis``. Groups are aggregated by summing time
+elements, never by averaging ratios.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from clusterbrain.devices.models import Device
+from clusterbrain.platform.errors import InvalidInput
+from clusterbrain.platform.models import Line, Machine, Site
+from clusterbrain.platform.service import get_scoped, list_scoped
+from clusterbrain.platform.tenancy import Principal
+from clusterbrain.production.calendar import (
+    SiteCalendar,
+    TimeWindow,
+    planned_down_windows,
+    planned_operation_windows,
+)
+from clusterbrain.production.counters import increments_per_window
+from clusterbrain.production.elements import Output, time_elements
+from clusterbrain.production.kpi import KpiSet, TimeElements, compute_kpis, sum_elements
+from clusterbrain.production.losses import LossStep, six_big_losses
+from clusterbrain.production.models import MachineSettings, ProductionOrder
+from clusterbrain.production.models import SiteCalendar as SiteCalendarRow
+from clusterbrain.production.states import SignalFrame, StateInterval, StateRules, derive_intervals
+from clusterbrain.telemetry.store import TelemetryStore
+
+DEFAULT_RULES = StateRules(state_tag="state")
+COUNTER_LOOKBACK = timedelta(hours=1)
+MAX_RANGE = timedelta(days=400)
+
+
+@dataclass(frozen=True, slots=True)
+class MachineSetup:
+    """How one machine is read: its device, state rules, counters and ideal cycle time."""
+
+    machine_id: int
+    device_id: str | None
+    rules: StateRules = DEFAULT_RULES
+    ideal_cycle_time_s: float | None = None
+    good_tag: str = "good_count"
+    scrap_tag: str = "scrap_count"
+    energy_tag: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class KpiResult:
+    start: datetime
+    end: datetime
+    elements: TimeElements
+    kpis: KpiSet
+    losses: list[LossStep]
+    intervals: list[StateInterval] = field(default_factory=list)
+
+
+def check_range(start: datetime, end: datetime) -> None:
+    if start.tzinfo is None or end.tzinfo is None:
+        raise InvalidInput("timestamps need a time zone", field="from")
+    if end <= start:
+        raise InvalidInput("'to' must be after 'from'", field="to")
+    if end - start > MAX_RANGE:
+        raise InvalidInput("at most 400 days per request", field="to")
+
+
+# --- reading configuration ---------------------------------------------------------------------
+
+
+def machine_setup(session: Session, machine: Machine) -> MachineSetup:
+    settings = session.get(MachineSettings, machine.id)
+    device_id = session.scalar(
+        select(Device.id).where(Device.machine_id == machine.id).order_by(Device.id).limit(1)
+    )
+    if settings is None:
+        return MachineSetup(machine.id, device_id)
+    return MachineSetup(
+        machine.id,
+        settings.device_id or device_id,
+        StateRules.from_dict(settings.state_rules) if settings.state_rules else DEFAULT_RULES,
+        settings.ideal_cycle_time_s,
+        settings.good_count_tag,
+        settings.scrap_count_tag,
+        settings.energy_tag,
+    )
+
+
+def site_calendar(session: Session, machine: Machine) -> SiteCalendar | None:
+    line = session.get(Line, machine.line_id)
+    if line is None:
+        return None
+    row = session.scalar(select(SiteCalendarRow).where(SiteCalendarRow.site_id == line.site_id))
+    return SiteCalendar.model_validate(row.definition) if row is not None else None
+
+
+def planned_windows(
+    calendar: SiteCalendar | None, start: datetime, end: datetime
+) -> tuple[list[TimeWindow], list[TimeWindow]]:
+    """(operation, planned down) windows; without a calendar the machine is planned 24/7."""
+    if calendar is None:
+        return [TimeWindow(start, end)], []
+    return (
+        planned_operation_windows(calendar, start, end),
+        planned_down_windows(calendar, start, end),
+    )
+
+
+# --- reading signals ---------------------------------------------------------------------------
+
+
+def state_intervals(
+    store: TelemetryStore, setup: MachineSetup, start: datetime, end: datetime
+) -> list[StateInterval]:
+    if setup.device_id is None:
+        return derive_intervals([], setup.rules, start, end)
+    lookback = timedelta(seconds=setup.rules.offline_after_s or 3600)
+    begin = start - lookback
+    if setup.rules.state_tag is not None:
+        table = store.query_text(setup.device_id, [setup.rules.state_tag], begin, end)
+        values = table.column("text").to_pylist()
+    else:
+        table = store.query_range(setup.device_id, list(setup.rules.tags), begin, end)
+        values = table.column("value").to_pylist()
+    frame = SignalFrame.from_long(
+        table.column("tag").to_pylist(),
+        table.column("ts").to_numpy().astype("datetime64[us]"),
+        values,
+    )
+    return derive_intervals(frame, setup.rules, start, end)
+
+
+def _counter(
+    store: TelemetryStore, device_id: str, tag: str, windows: Sequence[tuple[datetime, datetime]]
+) -> list[float]:
+    if not tag or not windows:
+        return [0.0] * len(windows)
+    begin = min(w[0] for w in windows) - COUNTER_LOOKBACK
+    end = max(w[1] for w in windows)
+    table = store.query_range(device_id, [tag], begin, end + timedelta(minutes=5))
+    if table.num_rows < 2:
+        return [0.0] * len(windows)
+    ts = table.column("ts").to_numpy().astype("datetime64[us]")
+    values = np.asarray(table.column("value").to_pylist(), dtype=float)
+    return increments_per_window(ts, values, windows)
+
+
+def machine_output(
+    store: TelemetryStore,
+    setup: MachineSetup,
+    orders: Sequence[ProductionOrder],
+    start: datetime,
+    end: datetime,
+) -> Output:
+    """Good, scrap and energy in the window; ideal time from the orders, else the default."""
+    if setup.device_id is None:
+        return Output()
+    device = setup.device_id
+    windows = _order_windows(orders, start, end)
+    good = _counter(store, device, setup.good_tag, [w for w, _ in windows])
+    scrap = _counter(store, device, setup.scrap_tag, [w for w, _ in windows])
+    energy = _counter(store, device, setup.energy_tag, [(start, end)])[0]
+    ideal = 0.0
+    for (_, rate), g, s in zip(windows, good, scrap, strict=True):
+        per_unit = rate if rate is not None else _default_per_unit(setup)
+        ideal += (g + s) * per_unit
+    return Output(good=sum(good), scrap=sum(scrap), planned_runtime=ideal, energy_kwh=energy)
+
+
+def _default_per_unit(setup: MachineSetup) -> float:
+    return setup.ideal_cycle_time_s or 0.0
+
+
+def _order_windows(
+    orders: Sequence[ProductionOrder], start: datetime, end: datetime
+) -> list[tuple[tuple[datetime, datetime], float | None]]:
+    """The window cut at order boundaries, each piece with its ideal seconds per unit."""
+    pieces: list[tuple[tuple[datetime, datetime], float | None]] = []
+    cursor = start
+    for order in sorted(orders, key=lambda o: o.planned_start):
+        lo, hi = max(order.planned_start, start), min(order.planned_end, end)
+        if hi <= lo or lo < cursor:
+            continue
+        if lo > cursor:
+            pieces.append(((cursor, lo), None))
+        pieces.append(((lo, hi), order.ideal_cycle_time_s / order.units_per_cycle))
+        cursor = hi
+    if cursor < end:
+        pieces.append(((cursor, end), None))
+    return pieces
+
+
+# --- use cases ----------------------------------------------------------------------------------
+
+
+def machine_kpis(
+    session: Session,
+    store: TelemetryStore,
+    principal: Principal,
+    machine_id: int,
+    start: datetime,
+    end: datetime,
+    *,
+    with_intervals: bool = False,
+) -> KpiResult:
+    check_range(start, end)
+    machine = get_scoped(session, Machine, machine_id, principal)
+    elements, intervals = _machine_elements(session, store, machine, start, end)
+    return KpiResult(
+        start,
+        end,
+        elements,
+        compute_kpis(elements),
+        six_big_losses(elements),
+        intervals if with_intervals else [],
+    )
+
+
+def _machine_elements(
+    session: Session, store: TelemetryStore, machine: Machine, start: datetime, end: datetime
+) -> tuple[TimeElements, list[StateInterval]]:
+    setup = machine_setup(session, machine)
+    operation, down = planned_windows(site_calendar(session, machine), start, end)
+    intervals = state_intervals(store, setup, start, end)
+    orders = session.scalars(
+        select(ProductionOrder).where(
+            ProductionOrder.machine_id == machine.id,
+            ProductionOrder.planned_end > start,
+            ProductionOrder.planned_start < end,
+        )
+    ).all()
+    output = machine_output(store, setup, orders, start, end)
+    return time_elements(intervals, operation, down, (start, end), output), intervals
+
+
+def group_kpis(
+    session: Session,
+    store: TelemetryStore,
+    principal: Principal,
+    start: datetime,
+    end: datetime,
+    *,
+    line_id: int | None = None,
+    site_id: int | None = None,
+) -> tuple[KpiResult, dict[int, TimeElements]]:
+    """KPIs of every visible machine (optionally of one line or site), from summed elements."""
+    check_range(start, end)
+    machines = _machines_in_scope(session, principal, line_id, site_id)
+    per_machine = {m.id: _machine_elements(session, store, m, start, end)[0] for m in machines}
+    total = sum_elements(per_machine.values())
+    return KpiResult(start, end, total, compute_kpis(total), six_big_losses(total)), per_machine
+
+
+def _machines_in_scope(
+    session: Session, principal: Principal, line_id: int | None, site_id: int | None
+) -> list[Machine]:
+    machines = list(list_scoped(session, Machine, principal))
+    if line_id is not None:
+        get_scoped(session, Line, line_id, principal)
+        machines = [m for m in machines if m.line_id == line_id]
+    if site_id is not None:
+        get_scoped(session, Site, site_id, principal)
+        lines = {
+            line.id for line in list_scoped(session, Line, principal) if line.site_id == site_id
+        }
+        machines = [m for m in machines if m.line_id in lines]
+    return machines

@@ -1,0 +1,98 @@
+"""KPIs through the API from telemetry in the store, with a calendar and production settings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from clusterbrain.api.runtime import Runtime
+from clusterbrain.telemetry.decode import PointColumns
+from support.world import World
+
+T0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)  # Monday 08:00 in Shanghai
+MIN = timedelta(minutes=1)
+
+
+def _us(at: datetime) -> int:
+    return int(at.timestamp() * 1_000_000)
+
+
+def _write_shift(runtime: Runtime, device_id: str) -> None:
+    """One 8-hour shift: down 200-230 and 450-480 min; 400 parts, 20 of them scrap."""
+    columns = PointColumns()
+    for minute in range(0, 481):
+        at = T0 + minute * MIN
+        down = 200 <= minute < 230 or minute >= 450
+        columns.append(device_id, "state", _us(at), None, "down" if down else "running", 0)
+        made = min(minute, 400)
+        columns.append(device_id, "good_count", _us(at), float(made - made // 20), None, 0)
+        columns.append(device_id, "scrap_count", _us(at), float(made // 20), None, 0)
+    runtime.store.write(columns.to_table())
+
+
+CALENDAR = {
+    "timezone": "Asia/Shanghai",
+    "pattern": {"shifts": [{"name": "day", "start": "08:00", "end": "16:00"}]},
+}
+
+
+def test_machine_kpis_from_stored_telemetry(
+    client: TestClient, runtime: Runtime, world: World
+) -> None:
+    _write_shift(runtime, world.a.device_id)
+    headers = world.a.headers
+    put = client.put(f"/api/v1/sites/{world.a.site_id}/calendar", json=CALENDAR, headers=headers)
+    assert put.status_code == 200, put.text
+    settings = client.put(
+        f"/api/v1/machines/{world.a.machine_id}/production-settings",
+        json={"ideal_cycle_time_s": 60, "state_rules": {"state_tag": "state"}},
+        headers=headers,
+    )
+    assert settings.status_code == 200, settings.text
+    span = {"from": T0.isoformat(), "to": (T0 + 24 * 60 * MIN).isoformat(), "intervals": "true"}
+    report = client.get(f"/api/v1/machines/{world.a.machine_id}/kpis", params=span, headers=headers)
+    assert report.status_code == 200, report.text
+    body = report.json()
+    assert body["elements"]["planned_busy_time"] == 480 * 60  # the calendar, not the 24 h asked
+    kpis = body["kpis"]
+    assert kpis["availability"] == pytest.approx(0.875)
+    assert kpis["quality_ratio"] == pytest.approx(0.95)
+    assert round(kpis["effectiveness"], 3) == 0.952
+    assert round(kpis["oee"], 3) == 0.792
+    assert body["elements"]["failure_events"] == 2
+    assert body["losses"][-1]["remaining_after"] == pytest.approx(kpis["oee"] * 480 * 60)
+    assert [i["state"] for i in body["intervals"][:3]] == ["running", "unplanned_down", "running"]
+    group = client.get(
+        "/api/v1/kpis", params={"from": span["from"], "to": span["to"]}, headers=headers
+    )
+    assert group.status_code == 200
+    assert group.json()["kpis"]["oee"] == pytest.approx(kpis["oee"])
+    assert [m["machine_id"] for m in group.json()["machines"]] == [world.a.machine_id]
+
+
+def test_calendar_and_settings_validation(client: TestClient, world: World) -> None:
+    bad_zone = client.put(
+        f"/api/v1/sites/{world.a.site_id}/calendar",
+        json={"timezone": "Mars/Olympus"},
+        headers=world.a.headers,
+    )
+    assert bad_zone.status_code == 422 and bad_zone.json()["field"] == "timezone"
+    bad_rules = client.put(
+        f"/api/v1/machines/{world.a.machine_id}/production-settings",
+        json={
+            "state_rules": {
+                "state_tag": "state",
+                "rules": [{"state": "running", "when": {"tag": "p", "gt": 1}}],
+            }
+        },
+        headers=world.a.headers,
+    )
+    assert bad_rules.status_code == 422
+    backwards = client.get(
+        f"/api/v1/machines/{world.a.machine_id}/kpis",
+        params={"from": "2026-11-24T00:00:00Z", "to": "2026-11-23T00:00:00Z"},
+        headers=world.a.headers,
+    )
+    assert backwards.status_code == 422 and backwards.json()["field"] == "to"
