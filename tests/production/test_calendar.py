@@ -203,6 +203,20 @@ def test_berlin_dst_days_and_night_shifts() -> None:
     assert summer[0].start_utc == utc(2026, 7, 1, 4)  # 06:00 CEST
 
 
+def test_a_shift_inside_the_spring_forward_gap_loses_the_skipped_hour() -> None:
+    shift = ShiftSpec(
+        name="maint",
+        start=time(2),
+        end=time(4),
+        breaks=(BreakSpec(start=time(2, 30), end=time(3)),),
+    )
+    cal = SiteCalendar(pattern=ShiftPattern(shifts=(shift,)), timezone="Europe/Berlin")
+    [instance] = shifts_between(cal, utc(2026, 3, 29, 0), utc(2026, 3, 29, 3))
+    assert (instance.start_utc, instance.end_utc) == (utc(2026, 3, 29, 1), utc(2026, 3, 29, 2))
+    assert instance.breaks_utc == ()  # 02:30-03:00 did not happen that night
+    assert planned_busy_seconds(cal, utc(2026, 3, 29, 0), utc(2026, 3, 29, 3)) == 3600
+
+
 def test_a_shift_ending_at_its_start_lasts_a_day() -> None:
     shift = ShiftSpec(name="continuous", start=time(8), end=time(8))
     cal = SiteCalendar(pattern=ShiftPattern(shifts=(shift,)))

@@ -356,23 +356,33 @@ def _after(day: date, reference: time, wall: time) -> date:
 
 def _instance(calendar: SiteCalendar, shift: ShiftSpec, production_date: date) -> ShiftInstance:
     """The occurrence of ``shift`` on a production date: it starts at the first ``shift.start``
-    at or after the production day's start."""
+    at or after the production day's start. Breaks lost in a spring-forward gap are dropped."""
     zone = calendar.zone
-    first_day = production_date - _DAY if calendar.pattern.day_starts_on_eve else production_date
-    start_day = _after(first_day, calendar.pattern.production_day_start, shift.start)
-    breaks = tuple(
-        _local_window(start_day, shift.start, b.start, b.end, zone) for b in shift.breaks
+    start_day = _after(
+        _first_local_day(calendar, production_date), _day_start(calendar), shift.start
     )
     window = _local_window(start_day, shift.start, shift.start, shift.end, zone)
-    return ShiftInstance(shift.name, production_date, window.start, window.end, breaks)
+    breaks = (_local_window(start_day, shift.start, b.start, b.end, zone) for b in shift.breaks)
+    kept = tuple(b for b in breaks if b.end > b.start)
+    return ShiftInstance(shift.name, production_date, window.start, window.end, kept)
 
 
 def _local_window(day: date, reference: time, start: time, end: time, zone: ZoneInfo) -> TimeWindow:
     """The first ``start``–``end`` at or after ``reference`` on ``day``; an end not after its
-    start is on the next day."""
+    start is on the next day. Never negative, even when DST skips the start."""
     start_day = _after(day, reference, start)
     end_day = start_day if end > start else start_day + _DAY
-    return TimeWindow(local_to_utc(start_day, start, zone), local_to_utc(end_day, end, zone))
+    begins = local_to_utc(start_day, start, zone)
+    return TimeWindow(begins, max(begins, local_to_utc(end_day, end, zone)))
+
+
+def _day_start(calendar: SiteCalendar) -> time:
+    return calendar.pattern.production_day_start
+
+
+def _first_local_day(calendar: SiteCalendar, production_date: date) -> date:
+    """The local date on which a production day begins (the eve for an evening ``day_start``)."""
+    return production_date - _DAY if calendar.pattern.day_starts_on_eve else production_date
 
 
 def day_begins(calendar: SiteCalendar, production_date: date) -> datetime:
@@ -382,9 +392,8 @@ def day_begins(calendar: SiteCalendar, production_date: date) -> datetime:
     >>> day_begins(cal, date(2026, 5, 1)).isoformat()
     '2026-04-30T22:00:00+00:00'
     """
-    pattern = calendar.pattern
-    first_day = production_date - _DAY if pattern.day_starts_on_eve else production_date
-    return local_to_utc(first_day, pattern.production_day_start, calendar.zone)
+    first_day = _first_local_day(calendar, production_date)
+    return local_to_utc(first_day, _day_start(calendar), calendar.zone)
 
 
 def production_date(calendar: SiteCalendar, at: datetime) -> date:
