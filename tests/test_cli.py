@@ -95,3 +95,46 @@ def test_telemetry_prune_deletes_old_raw_points(env: Settings) -> None:
     store.close()
     result = CliRunner().invoke(app, ["telemetry", "prune", "--older-than-days", "30"])
     assert result.exit_code == 0 and "deleted 10 raw points" in result.output
+
+
+def test_kpi_prints_oee_per_period(env: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    from clusterbrain.platform.db import session_scope
+    from clusterbrain.production.models import MachineSettings, SiteCalendar
+    from support.production import CALENDAR, write_worked_shift
+
+    runtime = Runtime(env)
+    world = seed_world(runtime)
+    write_worked_shift(runtime.store, world.a.device_id)
+    with session_scope(runtime.sessions) as session:
+        session.add(
+            SiteCalendar(
+                site_id=world.a.site_id, enterprise_id=world.a.enterprise_id, definition=CALENDAR
+            )
+        )
+        session.add(
+            MachineSettings(
+                machine_id=world.a.machine_id,
+                enterprise_id=world.a.enterprise_id,
+                state_rules={},
+                ideal_cycle_time_s=60.0,
+            )
+        )
+    runtime.close()
+    args = [
+        "kpi",
+        "--machine",
+        str(world.a.machine_id),
+        "--from",
+        "2026-11-23",
+        "--to",
+        "2026-11-25",
+    ]
+    result = CliRunner().invoke(app, [*args, "--period", "day"])
+    assert result.exit_code == 0, result.output
+    assert "87.5 %" in result.output and "95.0 %" in result.output and "79.2 %" in result.output
+    assert "2026-11-24" in result.output  # one row per production day
+    shifts = CliRunner().invoke(app, [*args, "--period", "shift"])
+    assert shifts.exit_code == 0 and shifts.output.count("2026-11-2") >= 4
+    bad = CliRunner().invoke(app, [*args, "--period", "fortnight"])
+    assert bad.exit_code != 0

@@ -7,6 +7,7 @@ import secrets
 import signal
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -375,6 +376,78 @@ def admin_token(username: str = "admin") -> None:
         with session_scope(runtime.sessions) as session:
             _, token = bootstrap_admin(session, username)
             console.print(token)
+    finally:
+        runtime.close()
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.1f} %"
+
+
+def _parse_moment(text: str, zone: str) -> datetime:
+    """ISO 8601; a date or a time without zone is local time of the site's zone."""
+    from zoneinfo import ZoneInfo
+
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(zone))
+
+
+@app.command()
+def kpi(
+    machine: Annotated[int, typer.Option(help="Machine id.")],
+    start: Annotated[str, typer.Option("--from", help="Start, ISO 8601 (local time if no zone).")],
+    end: Annotated[str, typer.Option("--to", help="End, ISO 8601 (local time if no zone).")],
+    period: Annotated[
+        str, typer.Option(help="Rows per: total, shift, day, week or month.")
+    ] = "day",
+    timezone: Annotated[str, typer.Option(help="Zone of dates without one.")] = "Asia/Shanghai",
+) -> None:
+    """Print OEE with availability, effectiveness and quality, per period, for one machine.
+
+    Reads the store directly: with the embedded DuckDB store, stop `serve`/`demo` first.
+    """
+    from clusterbrain.platform.db import session_scope
+    from clusterbrain.platform.models import Machine
+    from clusterbrain.platform.service import bootstrap_admin, principal_of
+    from clusterbrain.production import oee_service
+    from clusterbrain.production.calendar import SiteCalendar, periods_between, shifts_between
+
+    lo, hi = _parse_moment(start, timezone), _parse_moment(end, timezone)
+    runtime = _admin_context()
+    try:
+        with session_scope(runtime.sessions) as session:
+            principal = principal_of(bootstrap_admin(session, "admin")[0])
+            row = session.get(Machine, machine)
+            calendar = (oee_service.site_calendar(session, row) if row else None) or SiteCalendar(
+                timezone=timezone
+            )
+            if period == "total":
+                windows = [(lo, hi)]
+            elif period == "shift":
+                windows = [(s.start_utc, s.end_utc) for s in shifts_between(calendar, lo, hi)]
+            elif period in ("day", "week", "month"):
+                windows = [(w.start, w.end) for w in periods_between(calendar, period, lo, hi)]  # type: ignore[arg-type]
+            else:
+                raise typer.BadParameter(
+                    "use total, shift, day, week or month", param_hint="--period"
+                )
+            table = Table(
+                "from", "to", "availability", "effectiveness", "quality", "OEE", "good", "scrap"
+            )
+            for a, b in windows:
+                result = oee_service.machine_kpis(session, runtime.store, principal, machine, a, b)
+                k, e = result.kpis, result.elements
+                table.add_row(
+                    f"{a.astimezone(calendar.zone):%Y-%m-%d %H:%M}",
+                    f"{b.astimezone(calendar.zone):%Y-%m-%d %H:%M}",
+                    _percent(k.availability),
+                    _percent(k.effectiveness),
+                    _percent(k.quality_ratio),
+                    _percent(k.oee),
+                    f"{e.good_quantity:.0f}",
+                    f"{e.scrap_quantity:.0f}",
+                )
+            console.print(table)
     finally:
         runtime.close()
 

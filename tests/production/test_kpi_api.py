@@ -2,46 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import pytest
 from fastapi.testclient import TestClient
 
 from clusterbrain.api.runtime import Runtime
-from clusterbrain.telemetry.decode import PointColumns
+from support.production import CALENDAR, MIN, SHIFT_START, write_worked_shift
 from support.world import World
 
-T0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)  # Monday 08:00 in Shanghai
-MIN = timedelta(minutes=1)
-
-
-def _us(at: datetime) -> int:
-    return int(at.timestamp() * 1_000_000)
-
-
-def _write_shift(runtime: Runtime, device_id: str) -> None:
-    """One 8-hour shift: down 200-230 and 450-480 min; 400 parts, 20 of them scrap."""
-    columns = PointColumns()
-    for minute in range(0, 481):
-        at = T0 + minute * MIN
-        down = 200 <= minute < 230 or minute >= 450
-        columns.append(device_id, "state", _us(at), None, "down" if down else "running", 0)
-        made = min(minute, 400)
-        columns.append(device_id, "good_count", _us(at), float(made - made // 20), None, 0)
-        columns.append(device_id, "scrap_count", _us(at), float(made // 20), None, 0)
-    runtime.store.write(columns.to_table())
-
-
-CALENDAR = {
-    "timezone": "Asia/Shanghai",
-    "pattern": {"shifts": [{"name": "day", "start": "08:00", "end": "16:00"}]},
-}
+T0 = SHIFT_START
 
 
 def test_machine_kpis_from_stored_telemetry(
     client: TestClient, runtime: Runtime, world: World
 ) -> None:
-    _write_shift(runtime, world.a.device_id)
+    write_worked_shift(runtime.store, world.a.device_id)
     headers = world.a.headers
     put = client.put(f"/api/v1/sites/{world.a.site_id}/calendar", json=CALENDAR, headers=headers)
     assert put.status_code == 200, put.text
