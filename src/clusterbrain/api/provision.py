@@ -21,6 +21,8 @@ from clusterbrain.platform.db import session_scope
 from clusterbrain.platform.models import Cluster, Enterprise, Line, Machine, Role, Site, User
 from clusterbrain.platform.service import principal_of
 from clusterbrain.platform.tenancy import Principal
+from clusterbrain.production.models import MachineSettings
+from clusterbrain.production.models import SiteCalendar as SiteCalendarRow
 from clusterbrain.sim.profiles import PROFILES, ProfileSpec
 
 ENTERPRISE_NAMES = (
@@ -60,8 +62,39 @@ class ProvisionedDevice:
     enterprise: str
 
 
+DEMO_CALENDAR = {
+    "timezone": "Asia/Shanghai",
+    "pattern": {
+        "shifts": [
+            {
+                "name": "day 白班",
+                "start": "08:00",
+                "end": "20:00",
+                "breaks": [{"name": "lunch 午餐", "start": "12:00", "end": "13:00"}],
+            },
+            {
+                "name": "night 夜班",
+                "start": "20:00",
+                "end": "08:00",
+                "breaks": [{"name": "meal 夜宵", "start": "00:00", "end": "00:30"}],
+            },
+        ]
+    },
+}
+COUNTER_TAGS = {  # kind → (good, scrap, energy) tags of the simulated profiles
+    "injection_moulding": ("good_count", "scrap_count", "energy"),
+    "cnc": ("part_count", "", ""),
+    "air_compressor": ("", "", ""),
+}
+
+
 def provision_cluster(
-    runtime: Runtime, *, enterprises: int = 3, machines: int = 30, password: str = "demo"
+    runtime: Runtime,
+    *,
+    enterprises: int = 3,
+    machines: int = 30,
+    password: str = "demo",
+    seed: int = 7,
 ) -> list[ProvisionedDevice]:
     """Create (or reuse) ``enterprises`` with ``machines`` in total, one device each."""
     result: list[ProvisionedDevice] = []
@@ -75,7 +108,9 @@ def provision_cluster(
                 "" if index < 6 else f" {index}"
             )
             principal = _enterprise_admin(session, root, cluster.id, name, index, password)
-            result.extend(_provision_machines(session, runtime, principal, name, count, index))
+            provisioned = _provision_machines(session, runtime, principal, name, count, index)
+            _production_settings(session, principal, provisioned, seed)
+            result.extend(provisioned)
     runtime.directory.invalidate()
     return result
 
@@ -159,6 +194,45 @@ def _provision_machines(
             _, secret = devices.rotate_secret(session, principal, device_id, runtime.broker_auth)
         provisioned.append(ProvisionedDevice(device_id, secret, kind, machine_name, name))
     return provisioned
+
+
+def _production_settings(
+    session: Session, principal: Principal, devices: list[ProvisionedDevice], seed: int
+) -> None:
+    """Ideal cycle times as the simulated machines were designed, and a two-shift calendar."""
+    from clusterbrain.sim.runner import device_rng
+    from clusterbrain.sim.signals import make_model
+
+    enterprise_id = principal.own_enterprise()
+    for device in devices:
+        machine_id = session.scalar(select(Device.machine_id).where(Device.id == device.device_id))
+        if machine_id is None or device.kind not in COUNTER_TAGS:
+            continue
+        if session.get(MachineSettings, machine_id) is not None:
+            continue
+        good, scrap, energy = COUNTER_TAGS[device.kind]
+        model = make_model(device.kind, device_rng(seed, device.device_id))
+        session.add(
+            MachineSettings(
+                machine_id=machine_id,
+                enterprise_id=enterprise_id,
+                device_id=device.device_id,
+                state_rules={"state_tag": "state"},
+                ideal_cycle_time_s=model.ideal_seconds_per_part,
+                good_count_tag=good,
+                scrap_count_tag=scrap,
+                energy_tag=energy,
+            )
+        )
+    site = session.scalar(select(Site).where(Site.enterprise_id == enterprise_id))
+    if (
+        site is not None
+        and session.scalar(select(SiteCalendarRow.id).where(SiteCalendarRow.site_id == site.id))
+        is None
+    ):
+        session.add(
+            SiteCalendarRow(site_id=site.id, enterprise_id=enterprise_id, definition=DEMO_CALENDAR)
+        )
 
 
 def _line_of(session: Session, principal: Principal) -> Line:
