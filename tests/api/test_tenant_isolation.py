@@ -53,6 +53,37 @@ def _b_ids(client: TestClient, world: World) -> dict[str, Any]:
     }
 
 
+def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    return schema
+
+
+def _sample(spec: dict[str, Any], schema: dict[str, Any]) -> Any:
+    """A minimal valid value of a schema, so that a foreign request fails on scope, not shape."""
+    schema = _resolve(spec, schema)
+    if "anyOf" in schema:
+        return _sample(spec, schema["anyOf"][0])
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object":
+        required = schema.get("required", [])
+        return {
+            k: _sample(spec, v) for k, v in schema.get("properties", {}).items() if k in required
+        }
+    if kind == "string":
+        return "2026-01-01T00:00:00Z" if schema.get("format") == "date-time" else "x"
+    return {"integer": 1, "number": 1.0, "boolean": True, "array": []}.get(str(kind), {})
+
+
+def _body(spec: dict[str, Any], operation: dict[str, Any]) -> bytes | None:
+    if "requestBody" not in operation:
+        return None
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    return orjson.dumps(_sample(spec, schema))
+
+
 def _required_query(operation: dict[str, Any]) -> dict[str, Any]:
     query: dict[str, Any] = {}
     for parameter in operation.get("parameters", []):
@@ -78,7 +109,7 @@ def test_every_route_hides_foreign_resources(client: TestClient, world: World) -
                 method.upper(),
                 url,
                 params=_required_query(operation),
-                content=orjson.dumps({}) if "requestBody" in operation else None,
+                content=_body(spec, operation),
                 headers={**world.a.headers, "Content-Type": "application/json"},
             )
             assert response.status_code == 404, f"{method.upper()} {url}: {response.status_code}"

@@ -70,3 +70,48 @@ def test_calendar_and_settings_validation(client: TestClient, world: World) -> N
         headers=world.a.headers,
     )
     assert backwards.status_code == 422 and backwards.json()["field"] == "to"
+
+
+def test_stops_wait_for_reasons_and_feed_the_pareto(
+    client: TestClient, runtime: Runtime, world: World
+) -> None:
+    write_worked_shift(runtime.store, world.a.device_id)
+    headers = world.a.headers
+    span = {"from": T0.isoformat(), "to": (T0 + 480 * MIN).isoformat()}
+    url = f"/api/v1/machines/{world.a.machine_id}/stops"
+    stops = client.get(url, params=span, headers=headers).json()
+    assert [(s["state"], s["seconds"], s["awaiting_reason"]) for s in stops] == [
+        ("unplanned_down", 1800.0, True),
+        ("unplanned_down", 1800.0, True),
+    ]
+    reasons = {
+        r["code"]: r["id"] for r in client.get("/api/v1/downtime-reasons", headers=headers).json()
+    }
+    assigned = client.put(
+        f"{url}/reason",
+        json={"start": stops[0]["start"], "reason_id": reasons["BRK.HEAT"], "comment": "zone 2"},
+        headers=headers,
+    )
+    assert assigned.status_code == 200, assigned.text
+    nowhere = client.put(
+        f"{url}/reason",
+        json={"start": (T0 + 7 * MIN).isoformat(), "reason_id": reasons["BRK.HEAT"]},
+        headers=headers,
+    )
+    assert nowhere.status_code == 404 and nowhere.json()["field"] == "start"
+    foreign_reason = client.get("/api/v1/downtime-reasons", headers=world.b.headers).json()[0]["id"]
+    refused = client.put(
+        f"{url}/reason",
+        json={"start": stops[1]["start"], "reason_id": foreign_reason},
+        headers=headers,
+    )
+    assert refused.status_code == 404 and refused.json()["field"] == "reason_id"
+    again = client.get(url, params=span, headers=headers).json()
+    assert again[0]["awaiting_reason"] is False and again[0]["comment"] == "zone 2"
+    pareto = client.get("/api/v1/downtime-pareto", params=span, headers=headers).json()
+    # Equal losses are ordered by reason code.
+    assert [(row["reason"], row["seconds"]) for row in pareto] == [
+        ("BRK.HEAT", 1800.0),
+        ("awaiting_reason", 1800.0),
+    ]
+    assert pareto[-1]["cumulative_share"] == 1.0

@@ -14,7 +14,7 @@ from clusterbrain.platform.models import Machine, Site
 from clusterbrain.platform.service import get_scoped
 from clusterbrain.platform.tenancy import CONFIGURE_ROLES
 from clusterbrain.platform.web import PrincipalDep, SessionDep
-from clusterbrain.production import oee_service, schemas
+from clusterbrain.production import downtime_service, oee_service, schemas
 from clusterbrain.production.calendar import SiteCalendar
 from clusterbrain.production.kpi import TimeElements, compute_kpis
 from clusterbrain.production.models import MachineSettings
@@ -177,3 +177,89 @@ def put_settings(
     row.device_id = body.device_id
     session.flush()
     return row
+
+
+# --- stops, reasons and Pareto ----------------------------------------------------------------
+
+MinStop = Annotated[float, Query(ge=0, le=86_400, description="Only stops at least this long.")]
+
+
+@router.get(
+    "/machines/{machine_id}/stops", tags=["production"], response_model=list[schemas.StopOut]
+)
+def machine_stops(
+    machine_id: int,
+    session: SessionDep,
+    principal: PrincipalDep,
+    store: StoreDep,
+    start: From,
+    end: To,
+    min_duration_s: MinStop = downtime_service.DEFAULT_MIN_STOP_S,
+) -> list[schemas.StopOut]:
+    """Stops (down, idle, setup) long enough to need a reason, with the reason if given."""
+    rows = downtime_service.machine_stops(
+        session, store, principal, machine_id, start, end, min_duration_s
+    )
+    return [
+        schemas.StopOut(
+            machine_id=stop.machine_id,
+            state=stop.state.value,
+            start=stop.start,
+            end=stop.end,
+            seconds=stop.seconds,
+            awaiting_reason=reason is None,
+            reason_id=reason.reason_id if reason else None,
+            comment=reason.comment if reason else "",
+        )
+        for stop, reason in rows
+    ]
+
+
+@router.put("/machines/{machine_id}/stops/reason", tags=["production"])
+def assign_stop_reason(
+    machine_id: int,
+    body: schemas.AssignReasonIn,
+    session: SessionDep,
+    principal: PrincipalDep,
+    store: StoreDep,
+) -> dict[str, Any]:
+    if body.start.tzinfo is None:
+        raise InvalidInput("start needs a time zone", field="start")
+    row = downtime_service.assign_reason(
+        session, store, principal, machine_id, body.start, body.reason_id, body.comment
+    )
+    return {"machine_id": row.machine_id, "start": row.stop_start, "reason_id": row.reason_id}
+
+
+@router.get("/downtime-pareto", tags=["production"], response_model=list[schemas.ParetoRowOut])
+def downtime_pareto(
+    session: SessionDep,
+    principal: PrincipalDep,
+    store: StoreDep,
+    start: From,
+    end: To,
+    min_duration_s: MinStop = downtime_service.DEFAULT_MIN_STOP_S,
+    line_id: int | None = None,
+    site_id: int | None = None,
+) -> list[schemas.ParetoRowOut]:
+    """Time lost per downtime reason, largest first (unexplained stops: awaiting_reason)."""
+    rows = downtime_service.downtime_pareto(
+        session,
+        store,
+        principal,
+        start,
+        end,
+        min_duration_s=min_duration_s,
+        line_id=line_id,
+        site_id=site_id,
+    )
+    return [
+        schemas.ParetoRowOut(
+            reason=row.reason,
+            seconds=row.seconds,
+            stops=row.stops,
+            share=row.share,
+            cumulative_share=row.cumulative_share,
+        )
+        for row in rows
+    ]

@@ -85,3 +85,26 @@ class MachineSettings(Base):
     good_count_tag: Mapped[str] = mapped_column(String(100), default="good_count")
     scrap_count_tag: Mapped[str] = mapped_column(String(100), default="scrap_count")
     energy_tag: Mapped[str] = mapped_column(String(100), default="")
+
+
+class StopReason(Base):
+    """The reason an operator gave for one stop of a machine (the stop is keyed by its start)."""
+
+    __tablename__ = "stop_reasons"
+    __table_args__ = (UniqueConstraint("machine_id", "stop_start"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    enterprise_id: Mapped[int] = mapped_column(
+        ForeignKey("enterprises.id", ondelete="CASCADE"), index=True
+    )
+    machine_id: Mapped[int] = mapped_column(
+        ForeignKey("machines.id", ondelete="CASCADE"), index=True
+    )
+    stop_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    stop_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    reason_id: Mapped[int] = mapped_column(ForeignKey("downtime_reasons.id", ondelete="RESTRICT"))
+    comment: Mapped[str] = mapped_column(String(500), default="")
+    assigned_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    assigned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -253,13 +253,13 @@ def group_kpis(
 ) -> tuple[KpiResult, dict[int, TimeElements]]:
     """KPIs of every visible machine (optionally of one line or site), from summed elements."""
     check_range(start, end)
-    machines = _machines_in_scope(session, principal, line_id, site_id)
+    machines = machines_in_scope(session, principal, line_id, site_id)
     per_machine = {m.id: _machine_elements(session, store, m, start, end)[0] for m in machines}
     total = sum_elements(per_machine.values())
     return KpiResult(start, end, total, compute_kpis(total), six_big_losses(total)), per_machine
 
 
-def _machines_in_scope(
+def machines_in_scope(
     session: Session, principal: Principal, line_id: int | None, site_id: int | None
 ) -> list[Machine]:
     machines = list(list_scoped(session, Machine, principal))

@@ -169,3 +169,28 @@ class MachineSettingsOut(MachineSettingsIn):
     model_config = ConfigDict(from_attributes=True)
 
     machine_id: int
+
+
+class StopOut(BaseModel):
+    machine_id: int
+    state: str
+    start: datetime
+    end: datetime
+    seconds: float
+    awaiting_reason: bool
+    reason_id: int | None = None
+    comment: str = ""
+
+
+class AssignReasonIn(BaseModel):
+    start: datetime = Field(description="Start of the stop, as listed by the stops route.")
+    reason_id: int
+    comment: str = Field(default="", max_length=500)
+
+
+class ParetoRowOut(BaseModel):
+    reason: str
+    seconds: float
+    stops: int
+    share: float
+    cumulative_share: float
