@@ -407,39 +407,29 @@ def kpi(
     Reads the store directly: with the embedded DuckDB store, stop `serve`/`demo` first.
     """
     from clusterbrain.platform.db import session_scope
-    from clusterbrain.platform.models import Machine
+    from clusterbrain.platform.errors import ClusterBrainError
     from clusterbrain.platform.service import bootstrap_admin, principal_of
     from clusterbrain.production import oee_service
-    from clusterbrain.production.calendar import SiteCalendar, periods_between, shifts_between
 
     lo, hi = _parse_moment(start, timezone), _parse_moment(end, timezone)
     runtime = _admin_context()
     try:
         with session_scope(runtime.sessions) as session:
             principal = principal_of(bootstrap_admin(session, "admin")[0])
-            row = session.get(Machine, machine)
-            calendar = (oee_service.site_calendar(session, row) if row else None) or SiteCalendar(
-                timezone=timezone
-            )
-            if period == "total":
-                windows = [(lo, hi)]
-            elif period == "shift":
-                windows = [(s.start_utc, s.end_utc) for s in shifts_between(calendar, lo, hi)]
-            elif period in ("day", "week", "month"):
-                windows = [(w.start, w.end) for w in periods_between(calendar, period, lo, hi)]  # type: ignore[arg-type]
-            else:
-                raise typer.BadParameter(
-                    "use total, shift, day, week or month", param_hint="--period"
+            try:
+                calendar, results = oee_service.machine_kpis_by_period(
+                    session, runtime.store, principal, machine, lo, hi, period, timezone
                 )
+            except ClusterBrainError as exc:
+                raise typer.BadParameter(exc.detail, param_hint=exc.field) from exc
             table = Table(
                 "from", "to", "availability", "effectiveness", "quality", "OEE", "good", "scrap"
             )
-            for a, b in windows:
-                result = oee_service.machine_kpis(session, runtime.store, principal, machine, a, b)
+            for result in results:
                 k, e = result.kpis, result.elements
                 table.add_row(
-                    f"{a.astimezone(calendar.zone):%Y-%m-%d %H:%M}",
-                    f"{b.astimezone(calendar.zone):%Y-%m-%d %H:%M}",
+                    f"{result.start.astimezone(calendar.zone):%Y-%m-%d %H:%M}",
+                    f"{result.end.astimezone(calendar.zone):%Y-%m-%d %H:%M}",
                     _percent(k.availability),
                     _percent(k.effectiveness),
                     _percent(k.quality_ratio),

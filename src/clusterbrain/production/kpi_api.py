@@ -6,10 +6,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
 from clusterbrain.platform.db import utcnow
 from clusterbrain.platform.errors import InvalidInput
+from clusterbrain.platform.export import streamed_export
 from clusterbrain.platform.models import Machine, Site
 from clusterbrain.platform.service import get_scoped
 from clusterbrain.platform.tenancy import CONFIGURE_ROLES
@@ -263,3 +265,88 @@ def downtime_pareto(
         )
         for row in rows
     ]
+
+
+KPI_EXPORT_COLUMNS = (
+    "from",
+    "to",
+    "planned_busy_time_s",
+    "actual_production_time_s",
+    "availability",
+    "effectiveness",
+    "quality_ratio",
+    "oee",
+    "produced",
+    "good",
+    "scrap",
+    "mtbf_s",
+    "mttr_s",
+    "energy_kwh",
+    "energy_per_good_unit_kwh",
+)
+
+
+@router.get("/machines/{machine_id}/kpis/export", tags=["production"])
+def export_kpis(
+    machine_id: int,
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    store: StoreDep,
+    start: From,
+    end: To,
+    period: Annotated[str, Query(pattern="^(total|shift|day|week|month)$")] = "day",
+    format: Annotated[str, Query(pattern="^(csv|xlsx)$")] = "csv",
+) -> StreamingResponse:
+    """KPIs per shift, day, week or month as CSV or Excel."""
+    _, results = oee_service.machine_kpis_by_period(
+        session, store, principal, machine_id, start, end, period
+    )
+    rows = (
+        (
+            r.start,
+            r.end,
+            r.elements.planned_busy_time,
+            r.elements.actual_production_time,
+            r.kpis.availability,
+            r.kpis.effectiveness,
+            r.kpis.quality_ratio,
+            r.kpis.oee,
+            r.elements.produced_quantity,
+            r.elements.good_quantity,
+            r.elements.scrap_quantity,
+            r.kpis.mtbf,
+            r.kpis.mttr,
+            r.elements.energy_kwh,
+            r.kpis.energy_per_good_unit,
+        )
+        for r in results
+    )
+    tmp = request.app.state.settings.var_dir / "exports"
+    body, media, headers = streamed_export(
+        format, f"machine-{machine_id}-kpis-{period}", KPI_EXPORT_COLUMNS, rows, tmp
+    )
+    return StreamingResponse(body, media_type=media, headers=headers)
+
+
+@router.get("/machines/{machine_id}/states/export", tags=["production"])
+def export_states(
+    machine_id: int,
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    store: StoreDep,
+    start: From,
+    end: To,
+    format: Annotated[str, Query(pattern="^(csv|xlsx)$")] = "csv",
+) -> StreamingResponse:
+    """The machine's state intervals as CSV or Excel."""
+    result = oee_service.machine_kpis(
+        session, store, principal, machine_id, start, end, with_intervals=True
+    )
+    rows = ((i.start, i.end, i.state.value, i.seconds) for i in result.intervals)
+    tmp = request.app.state.settings.var_dir / "exports"
+    body, media, headers = streamed_export(
+        format, f"machine-{machine_id}-states", ("from", "to", "state", "seconds"), rows, tmp
+    )
+    return StreamingResponse(body, media_type=media, headers=headers)

@@ -24,8 +24,10 @@ from clusterbrain.platform.tenancy import Principal
 from clusterbrain.production.calendar import (
     SiteCalendar,
     TimeWindow,
+    periods_between,
     planned_down_windows,
     planned_operation_windows,
+    shifts_between,
 )
 from clusterbrain.production.counters import increments_per_window
 from clusterbrain.production.elements import Output, time_elements
@@ -196,6 +198,43 @@ def _order_windows(
     if cursor < end:
         pieces.append(((cursor, end), None))
     return pieces
+
+
+PERIODS = ("total", "shift", "day", "week", "month")
+
+
+def period_windows(
+    calendar: SiteCalendar, period: str, start: datetime, end: datetime
+) -> list[tuple[datetime, datetime]]:
+    """The reporting periods of ``[start, end)``: shifts, production days, weeks or months."""
+    if period == "total":
+        return [(start, end)]
+    if period == "shift":
+        return [(s.start_utc, s.end_utc) for s in shifts_between(calendar, start, end)]
+    if period in ("day", "week", "month"):
+        return [(w.start, w.end) for w in periods_between(calendar, period, start, end)]  # type: ignore[arg-type]
+    raise InvalidInput(f"period must be one of {', '.join(PERIODS)}", field="period")
+
+
+def machine_kpis_by_period(
+    session: Session,
+    store: TelemetryStore,
+    principal: Principal,
+    machine_id: int,
+    start: datetime,
+    end: datetime,
+    period: str,
+    default_timezone: str = "Asia/Shanghai",
+) -> tuple[SiteCalendar, list[KpiResult]]:
+    """One KPI result per period; periods use the site's calendar (or its default zone)."""
+    check_range(start, end)
+    machine = get_scoped(session, Machine, machine_id, principal)
+    calendar = site_calendar(session, machine) or SiteCalendar(timezone=default_timezone)
+    results = [
+        machine_kpis(session, store, principal, machine_id, lo, hi)
+        for lo, hi in period_windows(calendar, period, start, end)
+    ]
+    return calendar, results
 
 
 # --- use cases ----------------------------------------------------------------------------------
