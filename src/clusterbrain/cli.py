@@ -84,6 +84,7 @@ def serve(
     settings = Settings()
     runtime = Runtime(settings)
     runtime.start_ingest(mqtt=ingest)
+    runtime.start_scheduler()
     uvicorn.run(
         create_app(runtime, manage_runtime=True),
         host=host or settings.api_host,

@@ -36,6 +36,11 @@ def _b_ids(client: TestClient, world: World) -> dict[str, Any]:
         },
         headers=world.b.headers,
     ).json()
+    subscription = client.post(
+        "/api/v1/report-subscriptions",
+        json={"site_id": world.b.site_id, "email": "b@b.test", "period": "day"},
+        headers=world.b.headers,
+    ).json()
     letters = client.get("/api/v1/dead-letters", headers=world.b.headers).json()
     assert letters, "B must own a dead letter for the walk"
     return {
@@ -50,6 +55,7 @@ def _b_ids(client: TestClient, world: World) -> dict[str, Any]:
         "dead_letter_id": letters[0]["id"],
         "reason_id": reasons[0]["id"],
         "order_id": order["id"],
+        "subscription_id": subscription["id"],
     }
 
 

@@ -7,6 +7,7 @@ build a Runtime and pass it on.
 from __future__ import annotations
 
 import logging
+import threading
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -14,9 +15,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from clusterbrain.connectors.mqtt.ingest import MqttIngest, MqttIngestConfig
 from clusterbrain.devices.broker_auth import BrokerAuth, DynsecBrokerAuth, NullBrokerAuth
 from clusterbrain.devices.directory import SqlDeviceDirectory
-from clusterbrain.platform.db import make_engine, make_session_factory
+from clusterbrain.platform.db import make_engine, make_session_factory, utcnow
 from clusterbrain.platform.migrate import upgrade
+from clusterbrain.platform.notify import SmtpSettings
 from clusterbrain.platform.settings import Settings
+from clusterbrain.production.report_service import run_due_reports
 from clusterbrain.telemetry.backends import open_store
 from clusterbrain.telemetry.dead_letters import SqlDeadLetterSink
 from clusterbrain.telemetry.decode import Limits
@@ -91,6 +94,32 @@ class Runtime:
             pipeline_config(settings),
         )
         self.mqtt: MqttIngest | None = None
+        self._scheduler: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    def smtp_settings(self) -> SmtpSettings:
+        s = self.settings
+        return SmtpSettings(
+            s.smtp_host,
+            s.smtp_port,
+            s.smtp_username,
+            s.smtp_password,
+            s.smtp_sender,
+            s.smtp_starttls,
+        )
+
+    def start_scheduler(self) -> None:
+        """Send scheduled reports in the background, checking every report_check_interval_s."""
+        if self._scheduler is None:
+            self._scheduler = threading.Thread(target=self._schedule, name="reports", daemon=True)
+            self._scheduler.start()
+
+    def _schedule(self) -> None:
+        while not self._stopping.wait(self.settings.report_check_interval_s):
+            try:
+                run_due_reports(self.sessions, self.store, self.smtp_settings(), utcnow())
+            except Exception:
+                log.exception("scheduled reports failed; retrying at the next check")
 
     def start_ingest(self, *, mqtt: bool = True, worker_id: str = "") -> None:
         """Start the pipeline worker and, unless told otherwise, the MQTT subscriber."""
@@ -104,6 +133,7 @@ class Runtime:
             self.mqtt.start()
 
     def close(self) -> None:
+        self._stopping.set()
         if self.mqtt is not None:
             self.mqtt.stop()
             self.mqtt = None

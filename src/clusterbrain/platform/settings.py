@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     spool_dir: Path | None = None
     spool_max_bytes: int = 1024 * 1024 * 1024
 
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_sender: str = "clusterbrain@localhost"
+    smtp_starttls: bool = False
+    report_check_interval_s: float = 60.0
+
     api_host: str = "127.0.0.1"
     api_port: int = 8000
 

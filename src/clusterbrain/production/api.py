@@ -61,3 +61,42 @@ def get_order(order_id: int, session: SessionDep, principal: PrincipalDep) -> ob
 def delete_order(order_id: int, session: SessionDep, principal: PrincipalDep) -> Response:
     service.delete_order(session, principal, order_id)
     return Response(status_code=NO_CONTENT)
+
+
+@router.get(
+    "/report-subscriptions", tags=["production"], response_model=list[schemas.SubscriptionOut]
+)
+def list_subscriptions(session: SessionDep, principal: PrincipalDep) -> object:
+    return service.list_subscriptions(session, principal)
+
+
+@router.post(
+    "/report-subscriptions",
+    tags=["production"],
+    response_model=schemas.SubscriptionOut,
+    status_code=201,
+)
+def create_subscription(
+    body: schemas.SubscriptionIn, session: SessionDep, principal: PrincipalDep
+) -> object:
+    """E-mail a site's shift or day report (HTML with a PDF attached) after each period."""
+    return service.create_subscription(session, principal, body)
+
+
+@router.get(
+    "/report-subscriptions/{subscription_id}",
+    tags=["production"],
+    response_model=schemas.SubscriptionOut,
+)
+def get_subscription(subscription_id: int, session: SessionDep, principal: PrincipalDep) -> object:
+    return service.get_subscription(session, principal, subscription_id)
+
+
+@router.delete(
+    "/report-subscriptions/{subscription_id}", tags=["production"], status_code=NO_CONTENT
+)
+def delete_subscription(
+    subscription_id: int, session: SessionDep, principal: PrincipalDep
+) -> Response:
+    service.delete_subscription(session, principal, subscription_id)
+    return Response(status_code=NO_CONTENT)

@@ -108,3 +108,21 @@ class StopReason(Base):
         ForeignKey("users.id", ondelete="SET NULL"), nullable=True
     )
     assigned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ReportSubscription(Base):
+    """Someone who gets a site's shift or day report by e-mail (HTML with a PDF attached)."""
+
+    __tablename__ = "report_subscriptions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    enterprise_id: Mapped[int] = mapped_column(
+        ForeignKey("enterprises.id", ondelete="CASCADE"), index=True
+    )
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    period: Mapped[str] = mapped_column(String(8))
+    language: Mapped[str] = mapped_column(String(8), default="zh-CN")
+    last_period_end: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

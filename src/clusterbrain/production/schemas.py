@@ -194,3 +194,19 @@ class ParetoRowOut(BaseModel):
     stops: int
     share: float
     cumulative_share: float
+
+
+class SubscriptionIn(BaseModel):
+    site_id: int
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)
+    period: str = Field(pattern="^(shift|day)$")
+    language: str = Field(default="zh-CN", pattern="^(zh-CN|en)$")
+
+
+class SubscriptionOut(SubscriptionIn):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    enterprise_id: int
+    last_period_end: datetime | None
+    last_error: str

@@ -9,11 +9,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from clusterbrain.platform.errors import Conflict, NotFound
-from clusterbrain.platform.models import Machine
+from clusterbrain.platform.models import Machine, Site
 from clusterbrain.platform.service import get_scoped
 from clusterbrain.platform.tenancy import CONFIGURE_ROLES, ENTERPRISE_ROLES, Principal
 from clusterbrain.production import schemas
-from clusterbrain.production.models import DowntimeReason, ProductionOrder
+from clusterbrain.production.models import DowntimeReason, ProductionOrder, ReportSubscription
 from clusterbrain.production.reasons import STANDARD_REASONS
 
 
@@ -133,3 +133,43 @@ def delete_order(session: Session, principal: Principal, ident: int) -> None:
     order = get_order(session, principal, ident)
     principal.require(CONFIGURE_ROLES, "delete production orders")
     session.delete(order)
+
+
+# --- report subscriptions ---------------------------------------------------------------------
+
+
+def list_subscriptions(session: Session, principal: Principal) -> Sequence[ReportSubscription]:
+    query = select(ReportSubscription).order_by(ReportSubscription.id)
+    if not principal.is_platform_admin:
+        enterprise_id = _enterprise_of(principal)
+        if enterprise_id is None:
+            return []
+        query = query.where(ReportSubscription.enterprise_id == enterprise_id)
+    return session.scalars(query).all()
+
+
+def create_subscription(
+    session: Session, principal: Principal, data: schemas.SubscriptionIn
+) -> ReportSubscription:
+    principal.require(CONFIGURE_ROLES, "subscribe to reports")
+    try:
+        site = get_scoped(session, Site, data.site_id, principal)
+    except NotFound as exc:
+        raise NotFound(exc.detail, field="site_id") from exc
+    row = ReportSubscription(enterprise_id=site.enterprise_id, **data.model_dump())
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_subscription(session: Session, principal: Principal, ident: int) -> ReportSubscription:
+    row = session.get(ReportSubscription, ident)
+    if row is None or not principal.can_see_enterprise_data(row.enterprise_id):
+        raise NotFound(f"report subscription {ident} not found")
+    return row
+
+
+def delete_subscription(session: Session, principal: Principal, ident: int) -> None:
+    row = get_subscription(session, principal, ident)
+    principal.require(CONFIGURE_ROLES, "unsubscribe reports")
+    session.delete(row)
