@@ -219,6 +219,7 @@ def demo(
     ).start()
     devices = provision_cluster(runtime, enterprises=enterprises, machines=machines)
     runtime.start_ingest(mqtt=True)
+    runtime.start_scheduler()
     simulator = _simulator(settings, devices, 1.0, 1, 2.0, var_dir / "ground_truth.jsonl", 7)
     simulator.start()
     _print_demo_banner(runtime, port, mqtt_port, len(devices), enterprises)
