@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -504,3 +506,14 @@ def test_normal_only_once_cleared_and_acknowledged(events: list[AlarmEvent]) -> 
             acknowledged = True
         if alarm.state is N:
             assert cleared and acknowledged
+
+
+def test_the_documented_policy_and_payload_match_the_code() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "alarms.md").read_text()
+    blocks = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", text, re.S)]
+    (policy,) = [b for b in blocks if "after_s" in b]
+    assert EscalationPolicy.model_validate(policy).thresholds_us(Priority.HIGH) == (900 * S,)
+    (payload,) = [b for b in blocks if "kind" in b]
+    alarm = Alarm(payload["alarm_id"], Priority(payload["priority"]), message=payload["message"])
+    raised = alarm.condition_active(payload["ts_us"], payload["value"])[0].to_payload()
+    assert raised == {**payload, "occurrence": 1}
