@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import orjson
@@ -41,6 +42,27 @@ def _b_ids(client: TestClient, world: World) -> dict[str, Any]:
         json={"site_id": world.b.site_id, "email": "b@b.test", "period": "day"},
         headers=world.b.headers,
     ).json()
+    rule = client.post(
+        "/api/v1/alarm-rules",
+        json={
+            "device_id": world.b.device_id,
+            "name": "hot",
+            "definition": {"type": "threshold", "tag": "temperature", "op": ">", "limit": 10},
+        },
+        headers=world.b.headers,
+    ).json()
+    hot = client.post(
+        f"/api/v1/ingest/{world.b.device_id}/telemetry",
+        json={"values": {"temperature": 99.0}},
+        headers={"Authorization": f"Bearer {world.b.device_secret}"},
+    )
+    assert hot.status_code == 202
+    alarms: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 15
+    while not alarms and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alarms = client.get("/api/v1/alarms", headers=world.b.headers).json()
+    assert alarms, "B must own an alarm for the walk"
     letters = client.get("/api/v1/dead-letters", headers=world.b.headers).json()
     assert letters, "B must own a dead letter for the walk"
     return {
@@ -56,6 +78,8 @@ def _b_ids(client: TestClient, world: World) -> dict[str, Any]:
         "reason_id": reasons[0]["id"],
         "order_id": order["id"],
         "subscription_id": subscription["id"],
+        "rule_id": rule["id"],
+        "alarm_id": alarms[0]["id"],
     }
 
 

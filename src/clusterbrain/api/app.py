@@ -16,6 +16,7 @@ from clusterbrain.connectors.http.api import router as ingest_router
 from clusterbrain.devices.api import router as devices_router
 from clusterbrain.platform.api import router as platform_router
 from clusterbrain.platform.problems import install_problem_handlers
+from clusterbrain.production.alarm_api import router as alarm_router
 from clusterbrain.production.api import router as production_router
 from clusterbrain.production.kpi_api import router as kpi_router
 from clusterbrain.telemetry.api import router as telemetry_router
@@ -44,6 +45,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = False) -> FastAPI:
     app.state.pipeline = runtime.pipeline
     app.state.directory = runtime.directory
     app.state.broker_auth = runtime.broker_auth
+    app.state.alarms = runtime.alarms
     install_problem_handlers(app)
     for router in (
         platform_router,
@@ -52,6 +54,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = False) -> FastAPI:
         ingest_router,
         production_router,
         kpi_router,
+        alarm_router,
     ):
         app.include_router(router)
     _add_operational_routes(app, runtime)

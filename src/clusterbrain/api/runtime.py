@@ -19,6 +19,7 @@ from clusterbrain.platform.db import make_engine, make_session_factory, utcnow
 from clusterbrain.platform.migrate import upgrade
 from clusterbrain.platform.notify import SmtpSettings
 from clusterbrain.platform.settings import Settings
+from clusterbrain.production.alarm_engine import AlarmEngine
 from clusterbrain.production.report_service import run_due_reports
 from clusterbrain.telemetry.backends import open_store
 from clusterbrain.telemetry.dead_letters import SqlDeadLetterSink
@@ -94,6 +95,8 @@ class Runtime:
             pipeline_config(settings),
         )
         self.mqtt: MqttIngest | None = None
+        self.alarms = AlarmEngine(self.sessions, self.smtp_settings, self.metrics.registry)
+        self.pipeline.add_observer(self.alarms)
         self._scheduler: threading.Thread | None = None
         self._stopping = threading.Event()
 
@@ -122,8 +125,9 @@ class Runtime:
                 log.exception("scheduled reports failed; retrying at the next check")
 
     def start_ingest(self, *, mqtt: bool = True, worker_id: str = "") -> None:
-        """Start the pipeline worker and, unless told otherwise, the MQTT subscriber."""
+        """Start the pipeline worker, the alarm engine and, unless told otherwise, MQTT."""
         self.pipeline.start()
+        self.alarms.start()
         if mqtt and self.mqtt is None:
             if self.settings.mqtt_username and self.settings.broker_auth != "none":
                 self.broker_auth.ensure_service_account(
@@ -138,6 +142,7 @@ class Runtime:
             self.mqtt.stop()
             self.mqtt = None
         self.pipeline.stop()
+        self.alarms.stop()
         self.broker_auth.close()
         self.store.close()
         self.engine.dispose()

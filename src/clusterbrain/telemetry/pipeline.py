@@ -9,13 +9,13 @@ redelivery harmless: every point is stored exactly once.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import pyarrow as pa
 
@@ -56,10 +56,18 @@ class DeadLetterSink(Protocol):
     def write(self, records: Sequence[DeadLetterRecord]) -> None: ...
 
 
+class BatchObserver(Protocol):
+    """Sees every persisted batch (e.g. the alarm engine); must return quickly and not raise."""
+
+    def observe(self, table: pa.Table) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class PipelineConfig:
     queue_size: int = 20_000
+    queue_bytes: int = 32 * 1024 * 1024  # payload bytes waiting, at most (one message always fits)
     batch_messages: int = 2_000
+    batch_bytes: int = 1024 * 1024  # payload bytes per batch: bounds the points decoded at once
     batch_wait_s: float = 0.05
     limits: Limits = field(default_factory=Limits)
     last_seen_flush_s: float = 2.0
@@ -85,12 +93,14 @@ class IngestPipeline:
         self._spool = spool
         self._config = config
         self._clock = clock
-        self._queue: queue.Queue[RawMessage] = queue.Queue(maxsize=config.queue_size)
+        self._queue = _MessageBuffer(config.queue_size, config.queue_bytes)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._retry_at = 0.0
         self._retry_delay = config.retry_min_s
         self._last_seen_flush = 0.0
+        self._received: dict[str, Any] = {}  # the messages counter's child per source
+        self._observers: list[BatchObserver] = []
         self.metrics.spool_bytes.set(spool.size_bytes)
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -109,9 +119,13 @@ class IngestPipeline:
             self._thread.join(timeout)
             self._thread = None
 
+    def add_observer(self, observer: BatchObserver) -> None:
+        """Hand every batch, once committed or spooled, to ``observer.observe``."""
+        self._observers.append(observer)
+
     @property
     def queue_depth(self) -> int:
-        return self._queue.qsize()
+        return len(self._queue)
 
     @property
     def spool(self) -> Spool:
@@ -125,18 +139,21 @@ class IngestPipeline:
         Returns False when the message was shed (counted); callers that can be redelivered
         (QoS 1) simply do not acknowledge it.
         """
-        self.metrics.messages.labels(message.source).inc()
+        received = self._received.get(message.source)
+        if received is None:  # labels() costs more than the rest of submit together
+            received = self._received[message.source] = self.metrics.messages.labels(message.source)
+        received.inc()
+        if self._queue.put(message, 0.0):
+            return True
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             wait = 0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))
-            try:
-                self._queue.put(message, timeout=wait)
+            if self._queue.put(message, wait):
                 return True
-            except queue.Full:
-                expired = deadline is not None and time.monotonic() >= deadline
-                if expired or self._stopping.is_set():
-                    self.metrics.dropped.labels(message.source).inc()
-                    return False
+            expired = deadline is not None and time.monotonic() >= deadline
+            if expired or self._stopping.is_set():
+                self.metrics.dropped.labels(message.source).inc()
+                return False
 
     def submit_and_wait(self, message: RawMessage, timeout: float = 10.0) -> MessageOutcome | None:
         """Queue a message and wait for its outcome (HTTP ingest); None if shed or timed out."""
@@ -156,7 +173,7 @@ class IngestPipeline:
     # --- the worker ------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        while not (self._stopping.is_set() and self._queue.empty()):
+        while not (self._stopping.is_set() and not self._queue):
             batch = self._collect()
             if batch:
                 try:
@@ -168,23 +185,11 @@ class IngestPipeline:
         self._flush_last_seen(force=True)
 
     def _collect(self) -> list[RawMessage]:
-        try:
-            first = self._queue.get(timeout=0.2)
-        except queue.Empty:
-            return []
-        batch = [first]
-        deadline = time.monotonic() + self._config.batch_wait_s
-        while len(batch) < self._config.batch_messages:
-            remaining = deadline - time.monotonic()
-            try:
-                batch.append(
-                    self._queue.get(timeout=remaining)
-                    if remaining > 0
-                    else self._queue.get_nowait()
-                )
-            except queue.Empty:
-                break
-        self.metrics.queue_depth.set(self._queue.qsize())
+        config = self._config
+        batch = self._queue.take(
+            config.batch_messages, config.batch_bytes, first_wait=0.2, linger=config.batch_wait_s
+        )
+        self.metrics.queue_depth.set(len(self._queue))
         return batch
 
     def _handle(self, batch: list[RawMessage]) -> None:
@@ -196,8 +201,13 @@ class IngestPipeline:
         outcomes: list[MessageOutcome] = []
         records: list[DeadLetterRecord] = []
         seen: set[str] = set()
+        specs: dict[str, DeviceSpec | None] = {}
         for message in batch:
-            spec = self._directory.lookup(message.device_id)
+            device_id = message.device_id
+            if device_id in specs:
+                spec = specs[device_id]
+            else:
+                spec = specs[device_id] = self._directory.lookup(device_id)
             before = len(columns)
             rejections = decode_message(
                 message.payload, spec, message.device_id, now_us, columns, self._config.limits
@@ -209,13 +219,22 @@ class IngestPipeline:
             if rejections:
                 records.extend(_dead_letters_of(message, spec, rejections, received_at))
         if len(columns):
-            self._persist(columns.to_table())
+            table = columns.to_table()
+            self._persist(table)
+            self._notify_observers(table)
         self._write_dead_letters(records)
         self._directory.touch(seen, received_at)
         for message, outcome in zip(batch, outcomes, strict=True):
             if message.on_done is not None:
                 message.on_done(outcome)
         self.metrics.batch_seconds.set(time.perf_counter() - started)
+
+    def _notify_observers(self, table: pa.Table) -> None:
+        for observer in self._observers:
+            try:
+                observer.observe(table)
+            except Exception:  # an observer must never stop ingest
+                log.exception("batch observer %r failed", observer)
 
     def _write_dead_letters(self, records: list[DeadLetterRecord]) -> None:
         for record in records:
@@ -285,6 +304,82 @@ class IngestPipeline:
             self._directory.flush_last_seen()
         except Exception:
             log.exception("could not record last-seen times")
+
+
+class _MessageBuffer:
+    """A FIFO of messages bounded in count and in payload bytes.
+
+    Like ``queue.Queue``, but the consumer takes a whole batch under one lock, and a batch is
+    bounded in bytes too: a count alone lets a queue of large (many-sample) messages, or a batch
+    of them, grow to gigabytes. A message larger than the byte bound is let in when the buffer is
+    empty, so that it cannot wait forever. A bound of 0 or less means none (as in ``queue.Queue``).
+    """
+
+    def __init__(self, max_messages: int, max_bytes: int) -> None:
+        self._items: deque[RawMessage] = deque()
+        self._bytes = 0
+        self._max_messages = max_messages if max_messages > 0 else 1 << 62
+        self._max_bytes = max_bytes if max_bytes > 0 else 1 << 62
+        lock = threading.Lock()
+        self._not_empty = threading.Condition(lock)
+        self._not_full = threading.Condition(lock)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def _has_room(self, size: int) -> bool:
+        if not self._items:
+            return True
+        return len(self._items) < self._max_messages and self._bytes + size <= self._max_bytes
+
+    def put(self, message: RawMessage, timeout: float) -> bool:
+        """Append ``message`` if there is room within ``timeout`` seconds (0: no waiting)."""
+        size = len(message.payload)
+        with self._not_full:
+            if not self._has_room(size):
+                if timeout <= 0:
+                    return False
+                deadline = time.monotonic() + timeout
+                while not self._has_room(size):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._not_full.wait(remaining)
+            self._items.append(message)
+            self._bytes += size
+            self._not_empty.notify()
+        return True
+
+    def take(
+        self, max_messages: int, max_bytes: int, first_wait: float, linger: float
+    ) -> list[RawMessage]:
+        """Wait up to ``first_wait`` for a message, then up to ``linger`` more to fill a batch."""
+        max_messages = max(1, max_messages)
+        max_bytes = max_bytes if max_bytes > 0 else 1 << 62
+        batch: list[RawMessage] = []
+        size = 0
+        items = self._items
+        with self._not_empty:
+            if not items and not self._not_empty.wait(first_wait):
+                return batch
+            deadline = time.monotonic() + linger
+            while True:
+                taken = 0
+                while items and len(batch) < max_messages and (not batch or size < max_bytes):
+                    message = items.popleft()
+                    batch.append(message)
+                    length = len(message.payload)
+                    size += length
+                    taken += length
+                if batch:
+                    self._bytes -= taken
+                    self._not_full.notify_all()
+                if len(batch) >= max_messages or size >= max_bytes:
+                    return batch
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return batch
+                self._not_empty.wait(remaining)
 
 
 class _Stopped(Exception):

@@ -1,0 +1,161 @@
+"""Alarms on the live stream through the API: rules, lifecycle, notifications, faulty rules."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any, ClassVar
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from support.services import free_port
+from support.world import World
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        _Hook.received.append(orjson.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def hook() -> Iterator[str]:
+    _Hook.received = []
+    server = HTTPServer(("127.0.0.1", free_port()), _Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/alarms"
+    finally:
+        server.shutdown()
+
+
+def _wait(condition: Callable[[], Any], timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    return condition()
+
+
+def _post(client: TestClient, world: World, values: dict[str, Any]) -> None:
+    response = client.post(
+        f"/api/v1/ingest/{world.a.device_id}/telemetry",
+        json={"values": values},
+        headers={"Authorization": f"Bearer {world.a.device_secret}"},
+    )
+    assert response.status_code == 202, response.text
+
+
+def test_threshold_alarm_raises_acknowledges_clears_and_notifies(
+    client: TestClient, world: World, hook: str
+) -> None:
+    rule = client.post(
+        "/api/v1/alarm-rules",
+        json={
+            "device_id": world.a.device_id,
+            "name": "Barrel too hot 料筒超温",
+            "priority": "high",
+            "definition": {
+                "type": "threshold",
+                "tag": "temperature",
+                "op": ">",
+                "limit": 250,
+                "deadband": 5,
+            },
+            "webhook_url": hook,
+        },
+        headers=world.a.headers,
+    )
+    assert rule.status_code == 201, rule.text
+    _post(client, world, {"temperature": 240.0})
+    _post(client, world, {"temperature": 262.5})
+    alarms = _wait(lambda: client.get("/api/v1/alarms", headers=world.a.headers).json())
+    assert alarms and alarms[0]["state"] == "unack_active" and alarms[0]["priority"] == "high"
+    assert _wait(lambda: [n for n in _Hook.received if n["kind"] == "raised"])
+    alarm_id = alarms[0]["id"]
+    acked = client.post(
+        f"/api/v1/alarms/{alarm_id}/acknowledge", json={"comment": "fan"}, headers=world.a.headers
+    )
+    assert acked.status_code == 200 and acked.json()["state"] == "ack_active"
+    again = client.post(f"/api/v1/alarms/{alarm_id}/acknowledge", json={}, headers=world.a.headers)
+    assert again.status_code == 409
+    _post(client, world, {"temperature": 248.0})  # inside the deadband: still active
+    _post(client, world, {"temperature": 230.0})
+    cleared = _wait(
+        lambda: (
+            client.get(f"/api/v1/alarms/{alarm_id}", headers=world.a.headers).json()["state"]
+            == "normal"
+        )
+    )
+    assert cleared
+    history = client.get(f"/api/v1/alarms/{alarm_id}", headers=world.a.headers).json()["history"]
+    assert [h["event"] for h in history][:2] == ["condition_active", "acknowledge"]
+    assert client.get(f"/api/v1/alarms/{alarm_id}", headers=world.b.headers).status_code == 404
+
+
+def test_invalid_rules_are_refused_naming_the_definition(client: TestClient, world: World) -> None:
+    bad = client.post(
+        "/api/v1/alarm-rules",
+        json={
+            "device_id": world.a.device_id,
+            "name": "evil",
+            "definition": {"type": "expression", "expression": "__import__('os').system('ls')"},
+        },
+        headers=world.a.headers,
+    )
+    assert bad.status_code == 422 and bad.json()["field"] == "definition"
+    foreign = client.post(
+        "/api/v1/alarm-rules",
+        json={
+            "device_id": world.b.device_id,
+            "name": "x",
+            "definition": {"type": "no_data", "timeout_s": 60},
+        },
+        headers=world.a.headers,
+    )
+    assert foreign.status_code == 404 and foreign.json()["field"] == "device_id"
+
+
+def test_a_failing_rule_is_disabled_with_its_reason_and_others_keep_working(
+    client: TestClient, world: World
+) -> None:
+    def rule(name: str, definition: dict[str, Any]) -> int:
+        created = client.post(
+            "/api/v1/alarm-rules",
+            json={"device_id": world.a.device_id, "name": name, "definition": definition},
+            headers=world.a.headers,
+        )
+        assert created.status_code == 201, created.text
+        return int(created.json()["id"])
+
+    broken = rule("ratio", {"type": "expression", "expression": "temperature / count > 2"})
+    healthy = rule("hot", {"type": "threshold", "tag": "temperature", "op": ">", "limit": 100})
+    _post(client, world, {"temperature": 150.0, "count": 0})
+    disabled = _wait(
+        lambda: (
+            not client.get(f"/api/v1/alarm-rules/{broken}", headers=world.a.headers).json()[
+                "enabled"
+            ]
+        )
+    )
+    assert disabled
+    reason = client.get(f"/api/v1/alarm-rules/{broken}", headers=world.a.headers).json()[
+        "disabled_reason"
+    ]
+    assert "zero" in reason
+    alarms = _wait(lambda: client.get("/api/v1/alarms", headers=world.a.headers).json())
+    assert [a["rule_id"] for a in alarms] == [healthy]
+    _post(client, world, {"temperature": 20.0})  # ingest itself is unaffected
+    assert client.get("/health").json()["store"] == "ok"
