@@ -138,3 +138,44 @@ def test_kpi_prints_oee_per_period(env: Settings, monkeypatch: pytest.MonkeyPatc
     assert shifts.exit_code == 0 and shifts.output.count("2026-11-2") >= 4
     bad = CliRunner().invoke(app, [*args, "--period", "fortnight"])
     assert bad.exit_code != 0
+
+
+def test_stops_and_alarms_commands(env: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clusterbrain.platform.db import session_scope
+    from clusterbrain.production.alarms import Alarm, Priority
+    from clusterbrain.production.models import AlarmRecord, AlarmRule
+    from support.production import write_worked_shift
+
+    monkeypatch.setenv("COLUMNS", "200")
+    runtime = Runtime(env)
+    world = seed_world(runtime)
+    write_worked_shift(runtime.store, world.a.device_id)
+    with session_scope(runtime.sessions) as session:
+        rule = AlarmRule(
+            enterprise_id=world.a.enterprise_id,
+            device_id=world.a.device_id,
+            name="oil hot",
+            definition={"type": "no_data", "timeout_s": 60},
+            priority="high",
+        )
+        session.add(rule)
+        session.flush()
+        alarm = Alarm(str(rule.id), Priority.HIGH)
+        alarm.condition_active(1)
+        session.add(
+            AlarmRecord(
+                enterprise_id=world.a.enterprise_id,
+                rule_id=rule.id,
+                state=alarm.state.value,
+                priority="high",
+                document=alarm.to_dict(),
+            )
+        )
+    runtime.close()
+    result = CliRunner().invoke(
+        app, ["stops", "--from", "2026-11-23T08:00", "--to", "2026-11-23T16:00"]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.count("unplanned_down") == 2 and "awaiting_reason" in result.output
+    listed = CliRunner().invoke(app, ["alarms"])
+    assert listed.exit_code == 0 and "oil hot" in listed.output and "unack_active" in listed.output

@@ -444,6 +444,97 @@ def kpi(
         runtime.close()
 
 
+@app.command()
+def stops(
+    start: Annotated[str, typer.Option("--from", help="Start, ISO 8601 (local time if no zone).")],
+    end: Annotated[str, typer.Option("--to", help="End, ISO 8601 (local time if no zone).")],
+    machine: Annotated[int | None, typer.Option(help="One machine; all when omitted.")] = None,
+    min_minutes: Annotated[float, typer.Option(help="Only stops at least this long.")] = 5.0,
+    timezone: Annotated[str, typer.Option(help="Zone of dates without one.")] = "Asia/Shanghai",
+) -> None:
+    """List stops with their reasons, then the Pareto of time lost by reason."""
+    from clusterbrain.platform.db import session_scope
+    from clusterbrain.platform.errors import ClusterBrainError
+    from clusterbrain.platform.models import Machine
+    from clusterbrain.platform.service import bootstrap_admin, list_scoped, principal_of
+    from clusterbrain.production import downtime_service
+
+    lo, hi = _parse_moment(start, timezone), _parse_moment(end, timezone)
+    runtime = _admin_context()
+    try:
+        with session_scope(runtime.sessions) as session:
+            principal = principal_of(bootstrap_admin(session, "admin")[0])
+            machines = [m.id for m in list_scoped(session, Machine, principal)]
+            ids = [machine] if machine is not None else machines
+            table = Table("machine", "state", "from", "minutes", "reason")
+            try:
+                for machine_id in ids:
+                    for stop, reason in downtime_service.machine_stops(
+                        session, runtime.store, principal, machine_id, lo, hi, min_minutes * 60
+                    ):
+                        table.add_row(
+                            str(machine_id),
+                            stop.state.value,
+                            f"{stop.start.astimezone(lo.tzinfo):%Y-%m-%d %H:%M}",
+                            f"{stop.seconds / 60:.0f}",
+                            str(reason.reason_id) if reason else "awaiting reason",
+                        )
+                pareto = downtime_service.downtime_pareto(
+                    session, runtime.store, principal, lo, hi, min_duration_s=min_minutes * 60
+                )
+            except ClusterBrainError as exc:
+                raise typer.BadParameter(exc.detail, param_hint=exc.field) from exc
+            console.print(table)
+            summary = Table("reason", "minutes", "stops", "share", "cumulative")
+            for row in pareto:
+                summary.add_row(
+                    row.reason,
+                    f"{row.seconds / 60:.0f}",
+                    str(row.stops),
+                    _percent(row.share),
+                    _percent(row.cumulative_share),
+                )
+            console.print(summary)
+    finally:
+        runtime.close()
+
+
+@app.command()
+def alarms(
+    include_normal: Annotated[bool, typer.Option(help="Also alarms back to normal.")] = False,
+) -> None:
+    """List alarms that need attention, most recent change first."""
+    from sqlalchemy import select
+
+    from clusterbrain.platform.db import session_scope
+    from clusterbrain.production.alarms import Alarm
+    from clusterbrain.production.models import AlarmRecord, AlarmRule
+
+    runtime = _admin_context()
+    try:
+        with session_scope(runtime.sessions) as session:
+            query = select(AlarmRecord, AlarmRule).join(
+                AlarmRule, AlarmRule.id == AlarmRecord.rule_id
+            )
+            if not include_normal:
+                query = query.where(AlarmRecord.state != "normal")
+            table = Table("alarm", "rule", "device", "priority", "state", "occurrences", "updated")
+            for record, rule in session.execute(query.order_by(AlarmRecord.updated_at.desc())):
+                alarm = Alarm.from_dict(record.document)
+                table.add_row(
+                    str(record.id),
+                    rule.name,
+                    rule.device_id,
+                    alarm.priority.value,
+                    alarm.state.value,
+                    str(alarm.occurrence),
+                    f"{record.updated_at:%Y-%m-%d %H:%M:%S}",
+                )
+            console.print(table)
+    finally:
+        runtime.close()
+
+
 @telemetry_app.command("prune")
 def telemetry_prune(
     older_than_days: Annotated[int, typer.Option(min=1, help="Delete raw points older than this.")],

@@ -6,13 +6,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from typing import Any, ClassVar
 
 import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from clusterbrain.api.runtime import Runtime
 from support.services import free_port
+from support.smtp import SmtpServer
 from support.world import World
 
 
@@ -159,3 +162,34 @@ def test_a_failing_rule_is_disabled_with_its_reason_and_others_keep_working(
     assert [a["rule_id"] for a in alarms] == [healthy]
     _post(client, world, {"temperature": 20.0})  # ingest itself is unaffected
     assert client.get("/health").json()["store"] == "ok"
+
+
+def test_alarm_e_mail_goes_through_a_real_smtp_server(
+    client: TestClient, runtime: Runtime, world: World, tmp_path: Path
+) -> None:
+    server = SmtpServer(tmp_path).start()
+    try:
+        runtime.settings.smtp_port = server.port
+        created = client.post(
+            "/api/v1/alarm-rules",
+            json={
+                "device_id": world.a.device_id,
+                "name": "Line stopped 停线",
+                "priority": "critical",
+                "definition": {
+                    "type": "state_duration",
+                    "tag": "state",
+                    "state": "down",
+                    "min_duration_s": 0,
+                },
+                "emails": ["shift-lead@lamps.test"],
+            },
+            headers=world.a.headers,
+        )
+        assert created.status_code == 201, created.text
+        _post(client, world, {"state": "down"})
+        [message] = server.messages()
+        assert message["To"] == "shift-lead@lamps.test"
+        assert "raised" in str(message["Subject"]) and "critical" in str(message["Subject"])
+    finally:
+        server.stop()
