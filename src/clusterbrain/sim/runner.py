@@ -247,7 +247,9 @@ class Simulator:
         """Stop sampling, send what is buffered, wait for acknowledgements, disconnect."""
         self._stopping.set()
         if self._driver is not None:
-            self._driver.join()
+            self._driver.join(drain_timeout + 10.0)
+            if self._driver.is_alive():
+                log.error("the simulator's driver thread did not stop; abandoning it")
             self._driver = None
         with self._lock:
             for live in self._live.values():
