@@ -18,8 +18,8 @@ from clusterbrain.platform.db import utcnow
 from clusterbrain.platform.errors import Conflict, InvalidInput, NotFound
 from clusterbrain.platform.models import Machine
 from clusterbrain.platform.security import hash_secret, new_secret
-from clusterbrain.platform.service import target_enterprise
-from clusterbrain.platform.tenancy import CONFIGURE_ROLES, ENTERPRISE_ROLES, Principal
+from clusterbrain.platform.service import target_enterprise, where_visible
+from clusterbrain.platform.tenancy import CONFIGURE_ROLES, Principal
 
 ONLINE_WINDOW = timedelta(seconds=120)
 Ref = TypeVar("Ref", DeviceProfile, Machine)
@@ -65,11 +65,7 @@ def list_profiles(session: Session, principal: Principal) -> Sequence[DeviceProf
     query = (
         select(DeviceProfile).options(selectinload(DeviceProfile.tags)).order_by(DeviceProfile.id)
     )
-    if not principal.is_platform_admin:
-        if principal.role not in ENTERPRISE_ROLES:
-            return []
-        query = query.where(DeviceProfile.enterprise_id == principal.enterprise_id)
-    return session.scalars(query).all()
+    return session.scalars(where_visible(query, DeviceProfile.enterprise_id, principal)).all()
 
 
 def get_profile(session: Session, principal: Principal, ident: int) -> DeviceProfile:
@@ -157,11 +153,7 @@ def _scoped_ref(
 
 def list_devices(session: Session, principal: Principal) -> Sequence[Device]:
     query = select(Device).order_by(Device.id)
-    if not principal.is_platform_admin:
-        if principal.role not in ENTERPRISE_ROLES:
-            return []
-        query = query.where(Device.enterprise_id == principal.enterprise_id)
-    return session.scalars(query).all()
+    return session.scalars(where_visible(query, Device.enterprise_id, principal)).all()
 
 
 def get_device(session: Session, principal: Principal, device_id: str) -> Device:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Select, false, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from clusterbrain.platform import schemas
 from clusterbrain.platform.db import utcnow
@@ -31,6 +31,7 @@ from clusterbrain.platform.tenancy import (
 )
 
 Scoped = TypeVar("Scoped", Site, Line, Machine)
+Row = TypeVar("Row")
 
 
 # --- authentication ---------------------------------------------------------------------------
@@ -88,12 +89,25 @@ def get_scoped(session: Session, model: type[Scoped], ident: int, principal: Pri
     return obj
 
 
+def where_visible(
+    query: Select[Row],
+    enterprise_id: ColumnElement[Any] | InstrumentedAttribute[Any],
+    principal: Principal,
+) -> Select[Row]:
+    """Restrict a query to rows of the caller's enterprise (DESIGN.md §3).
+
+    Platform admins see every enterprise; roles outside an enterprise (the cluster operator,
+    reviewers, ...) see no enterprise's own rows at all.
+    """
+    if principal.is_platform_admin:
+        return query
+    if principal.role not in ENTERPRISE_ROLES or principal.enterprise_id is None:
+        return query.where(false())
+    return query.where(enterprise_id == principal.enterprise_id)
+
+
 def list_scoped(session: Session, model: type[Scoped], principal: Principal) -> Sequence[Scoped]:
-    query = select(model).order_by(model.id)
-    if not principal.is_platform_admin:
-        if principal.role not in ENTERPRISE_ROLES or principal.enterprise_id is None:
-            return []
-        query = query.where(model.enterprise_id == principal.enterprise_id)
+    query = where_visible(select(model).order_by(model.id), model.enterprise_id, principal)
     return session.scalars(query).all()
 
 

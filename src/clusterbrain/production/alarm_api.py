@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from clusterbrain.devices.service import get_device
 from clusterbrain.platform.errors import InvalidInput, NotFound
-from clusterbrain.platform.tenancy import CONFIGURE_ROLES, ENTERPRISE_ROLES, Principal
+from clusterbrain.platform.service import where_visible
+from clusterbrain.platform.tenancy import CONFIGURE_ROLES, Principal
 from clusterbrain.platform.web import PrincipalDep, SessionDep
 from clusterbrain.production.alarm_engine import AlarmEngine
 from clusterbrain.production.alarms import Alarm, Notify
@@ -106,17 +107,11 @@ def _rule(session: Session, principal: Principal, rule_id: int) -> AlarmRule:
     return rule
 
 
-def _visible(principal: Principal, query: Any, model: Any) -> Any:
-    if principal.is_platform_admin:
-        return query
-    if principal.role not in ENTERPRISE_ROLES:
-        return query.where(model.id < 0)
-    return query.where(model.enterprise_id == principal.enterprise_id)
-
-
 @router.get("/alarm-rules", tags=["alarms"], response_model=list[AlarmRuleOut])
 def list_rules(session: SessionDep, principal: PrincipalDep) -> object:
-    query = _visible(principal, select(AlarmRule).order_by(AlarmRule.id), AlarmRule)
+    query = where_visible(
+        select(AlarmRule).order_by(AlarmRule.id), AlarmRule.enterprise_id, principal
+    )
     return session.scalars(query).all()
 
 
@@ -227,7 +222,7 @@ def list_alarms(
     include_normal: bool = False,
 ) -> list[AlarmOut]:
     """Alarms that need attention (not normal), newest change first; filter by state, priority."""
-    query = _visible(principal, select(AlarmRecord), AlarmRecord)
+    query = where_visible(select(AlarmRecord), AlarmRecord.enterprise_id, principal)
     if state:
         query = query.where(AlarmRecord.state == state)
     elif not include_normal:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from clusterbrain.platform.errors import Conflict, NotFound
 from clusterbrain.platform.models import Machine, Site
-from clusterbrain.platform.service import get_scoped
+from clusterbrain.platform.service import get_scoped, where_visible
 from clusterbrain.platform.tenancy import CONFIGURE_ROLES, ENTERPRISE_ROLES, Principal
 from clusterbrain.production import schemas
 from clusterbrain.production.models import DowntimeReason, ProductionOrder, ReportSubscription
@@ -112,11 +112,7 @@ def list_orders(
     session: Session, principal: Principal, machine_id: int | None = None
 ) -> Sequence[ProductionOrder]:
     query = select(ProductionOrder).order_by(ProductionOrder.planned_start)
-    if not principal.is_platform_admin:
-        enterprise_id = _enterprise_of(principal)
-        if enterprise_id is None:
-            return []
-        query = query.where(ProductionOrder.enterprise_id == enterprise_id)
+    query = where_visible(query, ProductionOrder.enterprise_id, principal)
     if machine_id is not None:
         query = query.where(ProductionOrder.machine_id == machine_id)
     return session.scalars(query).all()
@@ -140,12 +136,7 @@ def delete_order(session: Session, principal: Principal, ident: int) -> None:
 
 def list_subscriptions(session: Session, principal: Principal) -> Sequence[ReportSubscription]:
     query = select(ReportSubscription).order_by(ReportSubscription.id)
-    if not principal.is_platform_admin:
-        enterprise_id = _enterprise_of(principal)
-        if enterprise_id is None:
-            return []
-        query = query.where(ReportSubscription.enterprise_id == enterprise_id)
-    return session.scalars(query).all()
+    return session.scalars(where_visible(query, ReportSubscription.enterprise_id, principal)).all()
 
 
 def create_subscription(

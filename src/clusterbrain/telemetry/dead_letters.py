@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from clusterbrain.platform.db import session_scope
 from clusterbrain.platform.errors import NotFound
-from clusterbrain.platform.tenancy import ENTERPRISE_ROLES, Principal
+from clusterbrain.platform.service import where_visible
+from clusterbrain.platform.tenancy import Principal
 from clusterbrain.telemetry.models import DeadLetter
 
 log = logging.getLogger(__name__)
@@ -57,11 +58,7 @@ class SqlDeadLetterSink:
 
 def _scoped_query(principal: Principal) -> Select[DeadLetter]:
     query = select(DeadLetter).order_by(DeadLetter.id.desc())
-    if principal.is_platform_admin:
-        return query
-    if principal.role not in ENTERPRISE_ROLES or principal.enterprise_id is None:
-        return query.where(DeadLetter.id < 0)
-    return query.where(DeadLetter.enterprise_id == principal.enterprise_id)
+    return where_visible(query, DeadLetter.enterprise_id, principal)
 
 
 def list_dead_letters(
