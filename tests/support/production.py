@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pyarrow as pa
+
 from clusterbrain.telemetry.decode import PointColumns
 from clusterbrain.telemetry.store import TelemetryStore
 
@@ -24,6 +26,11 @@ def write_worked_shift(store: TelemetryStore, device_id: str, t0: datetime = SHI
 
     With a 60 s ideal cycle time: availability 87.5 %, effectiveness 95.2 %, quality 95 %.
     """
+    store.write(worked_shift_table(device_id, t0))
+
+
+def worked_shift_table(device_id: str, t0: datetime = SHIFT_START) -> pa.Table:
+    """The points of :func:`write_worked_shift` as one POINT_SCHEMA table."""
     columns = PointColumns()
     for minute in range(0, 481):
         at = t0 + minute * MIN
@@ -32,4 +39,4 @@ def write_worked_shift(store: TelemetryStore, device_id: str, t0: datetime = SHI
         made = min(minute, 400)
         columns.append(device_id, "good_count", _us(at), float(made - made // 20), None, 0)
         columns.append(device_id, "scrap_count", _us(at), float(made // 20), None, 0)
-    store.write(columns.to_table())
+    return columns.to_table()

@@ -21,6 +21,7 @@ from clusterbrain.production.calendar import SiteCalendar
 from clusterbrain.production.kpi import TimeElements, compute_kpis
 from clusterbrain.production.models import MachineSettings
 from clusterbrain.production.models import SiteCalendar as SiteCalendarRow
+from clusterbrain.production.state_tracker import stored_intervals
 from clusterbrain.production.states import StateRules
 from clusterbrain.telemetry.store import TelemetryStore
 
@@ -350,3 +351,25 @@ def export_states(
         format, f"machine-{machine_id}-states", ("from", "to", "state", "seconds"), rows, tmp
     )
     return StreamingResponse(body, media_type=media, headers=headers)
+
+
+@router.get(
+    "/machines/{machine_id}/state-intervals",
+    tags=["production"],
+    response_model=list[schemas.IntervalOut],
+)
+def state_intervals(
+    machine_id: int,
+    session: SessionDep,
+    principal: PrincipalDep,
+    start: From,
+    end: To,
+) -> list[schemas.IntervalOut]:
+    """The machine's states as stored while data arrived; time without data is offline."""
+    oee_service.check_range(start, end)
+    machine = get_scoped(session, Machine, machine_id, principal)
+    rules = oee_service.machine_setup(session, machine).rules
+    return [
+        schemas.IntervalOut(state=i.state.value, start=i.start, end=i.end)
+        for i in stored_intervals(session, machine.id, start, end, rules.offline_after_s)
+    ]

@@ -1,0 +1,109 @@
+"""State intervals stored while data arrives equal those derived from the raw points."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import delete
+
+from clusterbrain.api.runtime import Runtime
+from clusterbrain.platform.db import session_scope
+from clusterbrain.production.models import StateIntervalRow
+from clusterbrain.production.oee_service import DEFAULT_RULES, MachineSetup, state_intervals
+from clusterbrain.production.state_tracker import stored_intervals
+from clusterbrain.telemetry.decode import PointColumns
+from support.production import MIN, SHIFT_START, worked_shift_table
+from support.world import World
+
+STATES = ["running", "idle", "down", "setup"]
+
+
+def _stored(runtime: Runtime, world: World, hours: int) -> list[tuple[str, object, object]]:
+    with session_scope(runtime.sessions) as session:
+        found = stored_intervals(
+            session, world.a.machine_id, SHIFT_START, SHIFT_START + timedelta(hours=hours)
+        )
+    return [(i.state.value, i.start, i.end) for i in found]
+
+
+def _derived(runtime: Runtime, world: World, hours: int) -> list[tuple[str, object, object]]:
+    setup = MachineSetup(world.a.machine_id, world.a.device_id, DEFAULT_RULES)
+    found = state_intervals(runtime.store, setup, SHIFT_START, SHIFT_START + timedelta(hours=hours))
+    return [(i.state.value, i.start, i.end) for i in found]
+
+
+def test_worked_shift_in_three_batches_matches_the_derivation(
+    runtime: Runtime, world: World
+) -> None:
+    table = worked_shift_table(world.a.device_id)
+    runtime.store.write(table)
+    third = table.num_rows // 3
+    for offset in (0, third, 2 * third):
+        runtime.states.process(table.slice(offset, third if offset < 2 * third else None))
+    stored = _stored(runtime, world, 12)
+    assert stored == _derived(runtime, world, 12)
+    assert [s for s, _, _ in stored] == [
+        "running",
+        "unplanned_down",
+        "running",
+        "unplanned_down",
+        "offline",
+    ]
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    steps=st.lists(
+        st.tuples(st.sampled_from(STATES), st.integers(1, 900)), min_size=1, max_size=40
+    ),
+    cuts=st.lists(st.integers(0, 40), max_size=4),
+)
+def test_any_sequence_in_any_batches_matches_the_derivation(
+    runtime: Runtime, world: World, steps: list[tuple[str, int]], cuts: list[int]
+) -> None:
+    """Random states with random gaps (some longer than the 300 s offline limit)."""
+    with session_scope(runtime.sessions) as session:
+        session.execute(delete(StateIntervalRow))
+    runtime.store.delete_before(SHIFT_START + timedelta(days=30))
+    columns = PointColumns()
+    at = SHIFT_START
+    for state, gap_s in steps:
+        columns.append(world.a.device_id, "state", int(at.timestamp() * 1e6), None, state, 0)
+        at += timedelta(seconds=gap_s)
+    table = columns.to_table()
+    runtime.store.write(table)
+    edges = sorted({0, table.num_rows, *(c for c in cuts if c < table.num_rows)})
+    for lo, hi in itertools.pairwise(edges):
+        runtime.states.process(table.slice(lo, hi - lo))
+    assert _stored(runtime, world, 12) == _derived(runtime, world, 12)
+
+
+def test_live_states_through_ingest_and_the_api(
+    client: TestClient, runtime: Runtime, world: World
+) -> None:
+    headers = {"Authorization": f"Bearer {world.a.device_secret}"}
+    for minute, state in ((0, "running"), (1, "running"), (2, "down"), (3, "running")):
+        ts = (SHIFT_START + minute * MIN).isoformat()
+        client.post(
+            f"/api/v1/ingest/{world.a.device_id}/telemetry",
+            json={"ts": ts, "values": {"state": state}},
+            headers=headers,
+        )
+    span = {"from": SHIFT_START.isoformat(), "to": (SHIFT_START + 4 * MIN).isoformat()}
+    url = f"/api/v1/machines/{world.a.machine_id}/state-intervals"
+    deadline = time.monotonic() + 15
+    body: list[dict[str, str]] = []
+    while time.monotonic() < deadline:
+        body = client.get(url, params=span, headers=world.a.headers).json()
+        if len(body) == 3:
+            break
+        time.sleep(0.1)
+    assert [b["state"] for b in body] == ["running", "unplanned_down", "running"]
+    assert client.get(url, params=span, headers=world.b.headers).status_code == 404
