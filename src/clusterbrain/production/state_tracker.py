@@ -25,7 +25,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from clusterbrain.devices.models import Device
 from clusterbrain.platform.db import session_scope
 from clusterbrain.platform.models import Machine
+from clusterbrain.production.calendar import epoch_us, from_epoch_us
 from clusterbrain.production.models import MachineSettings, StateIntervalRow
+from clusterbrain.production.oee_service import DEFAULT_RULES
 from clusterbrain.production.states import (
     MachineState,
     SignalFrame,
@@ -35,7 +37,6 @@ from clusterbrain.production.states import (
 )
 
 log = logging.getLogger(__name__)
-DEFAULT_RULES = StateRules(state_tag="state")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,14 +44,6 @@ class Tracked:
     machine_id: int
     enterprise_id: int
     rules: StateRules
-
-
-def _at(micros: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
-
-
-def _us(moment: datetime) -> int:
-    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
 class StateTracker:
@@ -165,19 +158,19 @@ def _fold(session: Session, target: Tracked, ts_us: list[int], states: list[Mach
         if current is None:
             current = _open(session, target, state.value, ts)
             continue
-        last = _us(current.last_sample)
+        last = epoch_us(current.last_sample)
         if ts <= last:
             continue
         if hold_us is not None and ts - last > hold_us:
-            current.end = _at(last + hold_us)
+            current.end = from_epoch_us(last + hold_us)
             gap = _open(session, target, MachineState.OFFLINE.value, last + hold_us)
-            gap.end = _at(ts)
+            gap.end = from_epoch_us(ts)
             current = _open(session, target, state.value, ts)
         elif state.value != current.state:
-            current.end = _at(ts)
+            current.end = from_epoch_us(ts)
             current = _open(session, target, state.value, ts)
         else:
-            current.last_sample = _at(ts)
+            current.last_sample = from_epoch_us(ts)
     session.flush()
 
 
@@ -186,9 +179,9 @@ def _open(session: Session, target: Tracked, state: str, ts_us: int) -> StateInt
         enterprise_id=target.enterprise_id,
         machine_id=target.machine_id,
         state=state,
-        start=_at(ts_us),
+        start=from_epoch_us(ts_us),
         end=None,
-        last_sample=_at(ts_us),
+        last_sample=from_epoch_us(ts_us),
     )
     session.add(row)
     session.flush()
