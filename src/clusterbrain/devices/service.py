@@ -18,7 +18,7 @@ from clusterbrain.platform.db import utcnow
 from clusterbrain.platform.errors import Conflict, InvalidInput, NotFound
 from clusterbrain.platform.models import Machine
 from clusterbrain.platform.security import hash_secret, new_secret
-from clusterbrain.platform.service import target_enterprise, where_visible
+from clusterbrain.platform.service import get_visible, target_enterprise, where_visible
 from clusterbrain.platform.tenancy import CONFIGURE_ROLES, Principal
 
 ONLINE_WINDOW = timedelta(seconds=120)
@@ -69,10 +69,7 @@ def list_profiles(session: Session, principal: Principal) -> Sequence[DeviceProf
 
 
 def get_profile(session: Session, principal: Principal, ident: int) -> DeviceProfile:
-    profile = session.get(DeviceProfile, ident)
-    if profile is None or not principal.can_see_enterprise_data(profile.enterprise_id):
-        raise NotFound(f"device profile {ident} not found")
-    return profile
+    return get_visible(session, DeviceProfile, ident, principal, "device profile")
 
 
 def update_profile(
@@ -145,10 +142,7 @@ def register_device(
 def _scoped_ref(
     session: Session, principal: Principal, model: type[Ref], ident: int, field: str
 ) -> Ref:
-    obj = session.get(model, ident)
-    if obj is None or not principal.can_see_enterprise_data(obj.enterprise_id):
-        raise NotFound(f"{field.removesuffix('_id')} {ident} not found", field=field)
-    return obj
+    return get_visible(session, model, ident, principal, field.removesuffix("_id"), field=field)
 
 
 def list_devices(session: Session, principal: Principal) -> Sequence[Device]:
@@ -157,10 +151,7 @@ def list_devices(session: Session, principal: Principal) -> Sequence[Device]:
 
 
 def get_device(session: Session, principal: Principal, device_id: str) -> Device:
-    device = session.get(Device, device_id)
-    if device is None or not principal.can_see_enterprise_data(device.enterprise_id):
-        raise NotFound(f"device {device_id} not found")
-    return device
+    return get_visible(session, Device, device_id, principal, "device")
 
 
 def update_device(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import ColumnElement, Select, false, select
 from sqlalchemy.exc import IntegrityError
@@ -81,12 +81,35 @@ def _not_found(kind: str, ident: object) -> NotFound:
     return NotFound(f"{kind} {ident} not found")
 
 
-def get_scoped(session: Session, model: type[Scoped], ident: int, principal: Principal) -> Scoped:
-    """Load a row of an enterprise; a foreign row is indistinguishable from a missing one."""
+class _Owned(Protocol):
+    """A row that belongs to an enterprise."""
+
+    @property
+    def enterprise_id(self) -> int: ...
+
+
+Owned = TypeVar("Owned", bound=_Owned)
+
+
+def get_visible(
+    session: Session,
+    model: type[Owned],
+    ident: object,
+    principal: Principal,
+    what: str,
+    *,
+    field: str | None = None,
+) -> Owned:
+    """Load one row of an enterprise; a foreign row is indistinguishable from a missing one."""
     obj = session.get(model, ident)
     if obj is None or not principal.can_see_enterprise_data(obj.enterprise_id):
-        raise _not_found(model.__tablename__.rstrip("s"), ident)
+        raise NotFound(f"{what} {ident} not found", field=field)
     return obj
+
+
+def get_scoped(session: Session, model: type[Scoped], ident: int, principal: Principal) -> Scoped:
+    """A site, line or machine of the caller's enterprise."""
+    return get_visible(session, model, ident, principal, model.__tablename__.rstrip("s"))
 
 
 def where_visible(

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from clusterbrain.devices.service import get_device
 from clusterbrain.platform.errors import InvalidInput, NotFound
-from clusterbrain.platform.service import where_visible
+from clusterbrain.platform.service import get_visible, where_visible
 from clusterbrain.platform.tenancy import CONFIGURE_ROLES, Principal
 from clusterbrain.platform.web import PrincipalDep, SessionDep
 from clusterbrain.production.alarm_engine import AlarmEngine
@@ -101,10 +101,7 @@ def _checked_definition(definition: dict[str, Any]) -> dict[str, Any]:
 
 
 def _rule(session: Session, principal: Principal, rule_id: int) -> AlarmRule:
-    rule = session.get(AlarmRule, rule_id)
-    if rule is None or not principal.can_see_enterprise_data(rule.enterprise_id):
-        raise NotFound(f"alarm rule {rule_id} not found")
-    return rule
+    return get_visible(session, AlarmRule, rule_id, principal, "alarm rule")
 
 
 @router.get("/alarm-rules", tags=["alarms"], response_model=list[AlarmRuleOut])
@@ -204,9 +201,7 @@ def _alarm_out(record: AlarmRecord, rule: AlarmRule) -> AlarmOut:
 
 
 def _record(session: Session, principal: Principal, alarm_id: int) -> tuple[AlarmRecord, AlarmRule]:
-    record = session.get(AlarmRecord, alarm_id)
-    if record is None or not principal.can_see_enterprise_data(record.enterprise_id):
-        raise NotFound(f"alarm {alarm_id} not found")
+    record = get_visible(session, AlarmRecord, alarm_id, principal, "alarm")
     rule = session.get(AlarmRule, record.rule_id)
     if rule is None:
         raise NotFound(f"alarm {alarm_id} not found")

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from clusterbrain.platform.errors import Conflict, NotFound
 from clusterbrain.platform.models import Machine, Site
-from clusterbrain.platform.service import get_scoped, where_visible
+from clusterbrain.platform.service import get_scoped, get_visible, where_visible
 from clusterbrain.platform.tenancy import CONFIGURE_ROLES, ENTERPRISE_ROLES, Principal
 from clusterbrain.production import schemas
 from clusterbrain.production.models import DowntimeReason, ProductionOrder, ReportSubscription
@@ -58,10 +58,7 @@ def list_reasons(session: Session, principal: Principal) -> Sequence[DowntimeRea
 
 
 def get_reason(session: Session, principal: Principal, ident: int) -> DowntimeReason:
-    reason = session.get(DowntimeReason, ident)
-    if reason is None or not principal.can_see_enterprise_data(reason.enterprise_id):
-        raise NotFound(f"downtime reason {ident} not found")
-    return reason
+    return get_visible(session, DowntimeReason, ident, principal, "downtime reason")
 
 
 def create_reason(session: Session, principal: Principal, data: schemas.ReasonIn) -> DowntimeReason:
@@ -119,10 +116,7 @@ def list_orders(
 
 
 def get_order(session: Session, principal: Principal, ident: int) -> ProductionOrder:
-    order = session.get(ProductionOrder, ident)
-    if order is None or not principal.can_see_enterprise_data(order.enterprise_id):
-        raise NotFound(f"production order {ident} not found")
-    return order
+    return get_visible(session, ProductionOrder, ident, principal, "production order")
 
 
 def delete_order(session: Session, principal: Principal, ident: int) -> None:
@@ -154,10 +148,7 @@ def create_subscription(
 
 
 def get_subscription(session: Session, principal: Principal, ident: int) -> ReportSubscription:
-    row = session.get(ReportSubscription, ident)
-    if row is None or not principal.can_see_enterprise_data(row.enterprise_id):
-        raise NotFound(f"report subscription {ident} not found")
-    return row
+    return get_visible(session, ReportSubscription, ident, principal, "report subscription")
 
 
 def delete_subscription(session: Session, principal: Principal, ident: int) -> None:
