@@ -1,17 +1,22 @@
-"""The `clusterbrain` command: database, devices and tokens from the shell."""
+"""The `clusterbrain` command: database, devices, tokens and production from the shell."""
 
 from __future__ import annotations
 
+import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml  # type: ignore[import-untyped]
+from click.testing import Result
 from typer.testing import CliRunner
 
 from clusterbrain.api.runtime import Runtime
 from clusterbrain.cli import app
 from clusterbrain.platform.settings import Settings
-from support.world import seed_world
+from support.world import World, seed_world
 
 
 @pytest.fixture
@@ -136,20 +141,15 @@ def test_kpi_prints_oee_per_period(env: Settings, monkeypatch: pytest.MonkeyPatc
     assert "2026-11-24" in result.output  # one row per production day
     shifts = CliRunner().invoke(app, [*args, "--period", "shift"])
     assert shifts.exit_code == 0 and shifts.output.count("2026-11-2") >= 4
-    bad = CliRunner().invoke(app, [*args, "--period", "fortnight"])
-    assert bad.exit_code != 0
+    _refused(CliRunner().invoke(app, [*args, "--period", "fortnight"]), "period")
 
 
-def test_stops_and_alarms_commands(env: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def _seed_alarm(runtime: Runtime, world: World) -> int:
+    """An active, unacknowledged high-priority alarm on tenant A's device; returns its id."""
     from clusterbrain.platform.db import session_scope
     from clusterbrain.production.alarms import Alarm, Priority
     from clusterbrain.production.models import AlarmRecord, AlarmRule
-    from support.production import write_worked_shift
 
-    monkeypatch.setenv("COLUMNS", "200")
-    runtime = Runtime(env)
-    world = seed_world(runtime)
-    write_worked_shift(runtime.store, world.a.device_id)
     with session_scope(runtime.sessions) as session:
         rule = AlarmRule(
             enterprise_id=world.a.enterprise_id,
@@ -162,15 +162,26 @@ def test_stops_and_alarms_commands(env: Settings, monkeypatch: pytest.MonkeyPatc
         session.flush()
         alarm = Alarm(str(rule.id), Priority.HIGH)
         alarm.condition_active(1)
-        session.add(
-            AlarmRecord(
-                enterprise_id=world.a.enterprise_id,
-                rule_id=rule.id,
-                state=alarm.state.value,
-                priority="high",
-                document=alarm.to_dict(),
-            )
+        record = AlarmRecord(
+            enterprise_id=world.a.enterprise_id,
+            rule_id=rule.id,
+            state=alarm.state.value,
+            priority="high",
+            document=alarm.to_dict(),
         )
+        session.add(record)
+        session.flush()
+        return record.id
+
+
+def test_stops_and_alarms_commands(env: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from support.production import write_worked_shift
+
+    monkeypatch.setenv("COLUMNS", "200")
+    runtime = Runtime(env)
+    world = seed_world(runtime)
+    write_worked_shift(runtime.store, world.a.device_id)
+    _seed_alarm(runtime, world)
     runtime.close()
     result = CliRunner().invoke(
         app, ["stops", "--from", "2026-11-23T08:00", "--to", "2026-11-23T16:00"]
@@ -179,3 +190,305 @@ def test_stops_and_alarms_commands(env: Settings, monkeypatch: pytest.MonkeyPatc
     assert result.output.count("unplanned_down") == 2 and "awaiting_reason" in result.output
     listed = CliRunner().invoke(app, ["alarms"])
     assert listed.exit_code == 0 and "oil hot" in listed.output and "unack_active" in listed.output
+    assert CliRunner().invoke(app, ["alarms", "list"]).output == listed.output
+
+
+def _refused(result: Result, *words: str) -> None:
+    """Exit code 1 and one line on stderr that says why; no traceback."""
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def _calendar_row(env: Settings, site_id: int) -> dict[str, Any] | None:
+    from sqlalchemy import select
+
+    from clusterbrain.platform.db import session_scope
+    from clusterbrain.production.models import SiteCalendar
+
+    runtime = Runtime(env)
+    try:
+        with session_scope(runtime.sessions) as session:
+            row = session.scalar(select(SiteCalendar).where(SiteCalendar.site_id == site_id))
+            return None if row is None else dict(row.definition)
+    finally:
+        runtime.close()
+
+
+def test_calendar_set_then_show_json_and_yaml(env: Settings, tmp_path: Path) -> None:
+    from support.production import CALENDAR
+
+    runtime = Runtime(env)
+    world = seed_world(runtime)
+    runtime.close()
+    site = str(world.a.site_id)
+    runner = CliRunner()
+    assert _calendar_row(env, world.a.site_id) is None
+    shown = runner.invoke(app, ["calendar", "show", "--site", site])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["pattern"]["shifts"] == []  # planned around the clock
+
+    as_json = tmp_path / "calendar.json"
+    as_json.write_text(json.dumps(CALENDAR))
+    saved = runner.invoke(app, ["calendar", "set", "--site", site, "--file", str(as_json)])
+    assert saved.exit_code == 0, saved.output
+    assert "saved" in saved.output and "08:00:00" in saved.output
+    shown = runner.invoke(app, ["calendar", "show", "--site", site])
+    document = json.loads(shown.stdout)
+    assert document["pattern"]["shifts"][0]["start"] == "08:00:00"
+    assert document == _calendar_row(env, world.a.site_id)
+    assert _calendar_row(env, world.b.site_id) is None
+
+    # Unquoted times in YAML stay times (YAML 1.1 would read 20:00 as the number 1200).
+    as_yaml = tmp_path / "calendar.yaml"
+    as_yaml.write_text(
+        "timezone: Asia/Shanghai\n"
+        "pattern:\n"
+        "  shifts:\n"
+        "    - {name: day, start: 08:00, end: 20:00, days: [mon, tue, wed, thu, fri],\n"
+        "       breaks: [{name: lunch, start: 12:00, end: 13:00}]}\n"
+        "    - {name: night, start: 20:00, end: 08:00, days: [mon, tue, wed, thu, fri]}\n"
+        "holidays: [2026-10-01]\n"
+    )
+    saved = runner.invoke(app, ["calendar", "set", "--site", site, "--file", str(as_yaml)])
+    assert saved.exit_code == 0, saved.output
+    shown = runner.invoke(app, ["calendar", "show", "--site", site, "--format", "yaml"])
+    assert shown.exit_code == 0, shown.output
+    document = yaml.safe_load(shown.stdout)
+    night = document["pattern"]["shifts"][1]
+    assert (night["name"], night["start"], night["end"]) == ("night", "20:00:00", "08:00:00")
+    assert night["days"] == [0, 1, 2, 3, 4]
+    assert document["holidays"] == ["2026-10-01"]
+    row = _calendar_row(env, world.a.site_id)
+    assert row is not None and row["pattern"]["shifts"][1]["start"] == "20:00:00"
+    assert row["pattern"]["shifts"][0]["breaks"][0]["end"] == "13:00:00"
+
+
+def test_calendar_set_refuses_bad_documents(env: Settings, tmp_path: Path) -> None:
+    runtime = Runtime(env)
+    world = seed_world(runtime)
+    runtime.close()
+    site = str(world.a.site_id)
+    runner = CliRunner()
+
+    def put(name: str, text: str, site_id: str = site) -> Result:
+        path = tmp_path / name
+        path.write_text(text)
+        return runner.invoke(app, ["calendar", "set", "--site", site_id, "--file", str(path)])
+
+    bad_time = {"pattern": {"shifts": [{"name": "day", "start": "25:00", "end": "16:00"}]}}
+    _refused(put("a.json", json.dumps(bad_time)), "pattern.shifts.0.start")
+    _refused(put("b.json", json.dumps({"timezone": "Mars/Olympus"})), "timezone")
+    _refused(put("c.json", "{not json"), "--file", "c.json")
+    _refused(put("d.yaml", "pattern: [unclosed"), "--file", "d.yaml")
+    _refused(put("e.yaml", "- a list"), "mapping")
+    _refused(put("f.txt", "{}"), "--file")
+    _refused(put("g.json", "{}", site_id="999"), "site 999 not found")
+    missing = runner.invoke(
+        app, ["calendar", "set", "--site", site, "--file", str(tmp_path / "none.json")]
+    )
+    _refused(missing, "cannot read")
+    assert _calendar_row(env, world.a.site_id) is None  # nothing was saved
+    _refused(runner.invoke(app, ["calendar", "show", "--site", "999"]), "site 999 not found")
+
+
+def test_orders_add_list_delete(env: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy import select
+
+    from clusterbrain.platform.db import session_scope
+    from clusterbrain.production.models import ProductionOrder
+
+    monkeypatch.setenv("COLUMNS", "200")
+    runtime = Runtime(env)
+    world = seed_world(runtime)
+    runtime.close()
+    runner = CliRunner()
+    machine = str(world.a.machine_id)
+    order = [
+        "orders",
+        "add",
+        "--machine",
+        machine,
+        "--order-number",
+        "PO-7",
+        "--product",
+        "cap 28 mm",
+        "--ideal-cycle-time",
+        "12.5",
+        "--units-per-cycle",
+        "4",
+        "--quantity",
+        "2000",
+        "--from",
+        "2026-11-23T08:00",
+        "--to",
+        "2026-11-23T16:00",
+    ]
+    added = runner.invoke(app, order)
+    assert added.exit_code == 0, added.output
+    runtime = Runtime(env)
+    with session_scope(runtime.sessions) as session:
+        rows = session.scalars(select(ProductionOrder)).all()
+        assert len(rows) == 1
+        row = rows[0]
+        order_id = row.id
+        assert (row.machine_id, row.order_number, row.product) == (
+            world.a.machine_id,
+            "PO-7",
+            "cap 28 mm",
+        )
+        assert (row.ideal_cycle_time_s, row.units_per_cycle, row.planned_quantity) == (
+            12.5,
+            4,
+            2000,
+        )
+        assert row.planned_start == datetime(2026, 11, 23, 0, 0, tzinfo=UTC)  # 08:00 Shanghai
+        assert row.planned_end == datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+    runtime.close()
+
+    listed = runner.invoke(app, ["orders", "list", "--machine", machine])
+    assert listed.exit_code == 0, listed.output
+    assert "PO-7" in listed.output and "2026-11-23 08:00" in listed.output
+    other = runner.invoke(app, ["orders", "list", "--machine", str(world.b.machine_id)])
+    assert other.exit_code == 0 and "PO-7" not in other.output
+
+    def with_option(option: str, value: str) -> list[str]:
+        args = list(order)
+        args[args.index(option) + 1] = value
+        return args
+
+    _refused(
+        runner.invoke(app, with_option("--to", "2026-11-23T07:00")), "--to must be after --from"
+    )
+    _refused(runner.invoke(app, with_option("--quantity", "0")), "--quantity")
+    _refused(runner.invoke(app, with_option("--ideal-cycle-time", "0")), "--ideal-cycle-time")
+    _refused(runner.invoke(app, with_option("--from", "yesterday")), "--from", "yesterday")
+    _refused(runner.invoke(app, with_option("--machine", "999")), "machine 999 not found")
+
+    deleted = runner.invoke(app, ["orders", "delete", str(order_id)])
+    assert deleted.exit_code == 0, deleted.output
+    runtime = Runtime(env)
+    with session_scope(runtime.sessions) as session:
+        assert session.scalars(select(ProductionOrder)).all() == []  # the refused ones too
+    runtime.close()
+    _refused(
+        runner.invoke(app, ["orders", "delete", str(order_id)]),
+        f"production order {order_id} not found",
+    )
+
+
+def test_stops_assign_a_reason(env: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy import select
+
+    from clusterbrain.platform.db import session_scope
+    from clusterbrain.production.models import DowntimeReason, StopReason
+    from support.production import write_worked_shift
+
+    monkeypatch.setenv("COLUMNS", "200")
+    runtime = Runtime(env)
+    world = seed_world(runtime)
+    write_worked_shift(runtime.store, world.a.device_id)
+    runtime.close()
+    runner = CliRunner()
+    window = ["--from", "2026-11-23T08:00", "--to", "2026-11-23T16:00"]
+    listed = runner.invoke(app, ["stops", "list", *window])
+    assert listed.exit_code == 0, listed.output
+    stop_ids = re.findall(r"\d+@2026-11-23T[\d:]+\+08:00", listed.output)
+    first = f"{world.a.machine_id}@2026-11-23T11:20:00+08:00"  # down 200-230 min into the shift
+    assert stop_ids[0] == first and len(stop_ids) == 2
+
+    assigned = runner.invoke(
+        app, ["stops", "assign", first, "--reason", "brk.mech", "--comment", "bearing"]
+    )
+    assert assigned.exit_code == 0, assigned.output
+    runtime = Runtime(env)
+    with session_scope(runtime.sessions) as session:
+        row, code = session.execute(
+            select(StopReason, DowntimeReason.code).join(
+                DowntimeReason, DowntimeReason.id == StopReason.reason_id
+            )
+        ).one()
+        assert (row.machine_id, code, row.comment) == (world.a.machine_id, "BRK.MECH", "bearing")
+        assert row.stop_start == datetime(2026, 11, 23, 3, 20, tzinfo=UTC)
+    runtime.close()
+    listed = runner.invoke(app, ["stops", *window])  # the list without a command, as before
+    assert listed.exit_code == 0, listed.output
+    assert "BRK.MECH" in listed.output and "bearing" in listed.output
+    assert listed.output.count("awaiting reason") == 1  # the other stop
+
+    _refused(runner.invoke(app, ["stops", "assign", first, "--reason", "NOPE"]), "--reason")
+    _refused(
+        runner.invoke(app, ["stops", "assign", first.replace("11:20", "11:21"), "--reason", "BRK"]),
+        "no stop starting at",
+    )
+    _refused(runner.invoke(app, ["stops", "assign", "11:20", "--reason", "BRK"]), "STOP_ID")
+    _refused(
+        runner.invoke(app, ["stops", "assign", "999@2026-11-23T11:20:00+08:00", "--reason", "BRK"]),
+        "machine 999 not found",
+    )
+    long = runner.invoke(app, ["stops", "assign", first, "--reason", "BRK", "--comment", "x" * 501])
+    _refused(long, "--comment")
+    _refused(runner.invoke(app, ["stops", "list", "--from", "soon", "--to", "later"]), "--from")
+
+
+def test_alarm_lifecycle_commands(env: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clusterbrain.platform.db import session_scope
+    from clusterbrain.production.alarms import Alarm
+    from clusterbrain.production.models import AlarmRecord
+
+    monkeypatch.setenv("COLUMNS", "200")
+    runtime = Runtime(env)
+    world = seed_world(runtime)
+    alarm_id = _seed_alarm(runtime, world)
+    runtime.close()
+    runner = CliRunner()
+    ident = str(alarm_id)
+
+    def stored() -> tuple[str, Alarm]:
+        runtime = Runtime(env)
+        try:
+            with session_scope(runtime.sessions) as session:
+                record = session.get(AlarmRecord, alarm_id)
+                assert record is not None
+                return record.state, Alarm.from_dict(record.document)
+        finally:
+            runtime.close()
+
+    acked = runner.invoke(app, ["alarms", "ack", ident, "--comment", "seen it"])
+    assert acked.exit_code == 0, acked.output
+    assert "ack_active" in acked.output
+    state, alarm = stored()
+    assert state == "ack_active" and alarm.acknowledged
+    assert (alarm.audit[-1].event, alarm.audit[-1].user, alarm.audit[-1].detail) == (
+        "acknowledge",
+        "admin",
+        "seen it",
+    )
+    _refused(runner.invoke(app, ["alarms", "ack", ident]), "nothing to acknowledge")
+
+    shelved = runner.invoke(app, ["alarms", "shelve", ident, "--minutes", "30", "--reason", "fix"])
+    assert shelved.exit_code == 0, shelved.output
+    state, alarm = stored()
+    assert state == "shelved" and alarm.shelved_until_us is not None
+    assert abs(alarm.shelved_until_us - alarm.audit[-1].ts_us - 30 * 60 * 1_000_000) < 5_000_000
+    assert "fix" in alarm.audit[-1].detail
+    assert runner.invoke(app, ["alarms", "unshelve", ident]).exit_code == 0
+    assert stored()[0] == "ack_active"
+    _refused(runner.invoke(app, ["alarms", "unshelve", ident]), "not shelved")
+    _refused(runner.invoke(app, ["alarms", "shelve", ident, "--minutes", "0"]), "shelf")
+
+    assert runner.invoke(app, ["alarms", "suppress", ident, "--comment", "stop"]).exit_code == 0
+    assert stored()[0] == "suppressed"
+    _refused(runner.invoke(app, ["alarms", "suppress", ident]), "already suppressed")
+    assert runner.invoke(app, ["alarms", "unsuppress", ident]).exit_code == 0
+    assert stored()[0] == "ack_active"
+
+    shown = runner.invoke(app, ["alarms", "show", ident])
+    assert shown.exit_code == 0, shown.output
+    for event in ("acknowledge", "seen it", "shelve", "unshelve", "suppress", "unsuppress"):
+        assert event in shown.output
+    _refused(runner.invoke(app, ["alarms", "ack", "999"]), "alarm 999 not found")
+    _refused(runner.invoke(app, ["alarms", "show", "999"]), "alarm 999 not found")

@@ -1,15 +1,20 @@
-"""The ``clusterbrain`` command: demo, serve, ingest, simulate, db, device, admin."""
+"""The ``clusterbrain`` command: demo, serve, ingest, simulate, db, device, admin, production."""
 
 from __future__ import annotations
 
+import enum
+import json
 import logging
+import re
 import secrets
 import signal
 import threading
 import time
-from datetime import datetime
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -18,9 +23,19 @@ from rich.table import Table
 from clusterbrain.platform.settings import Settings
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+    from sqlalchemy.orm import Session
+
     from clusterbrain.api.provision import ProvisionedDevice
     from clusterbrain.api.runtime import Runtime
+    from clusterbrain.platform.tenancy import Principal
+    from clusterbrain.production.alarm_api import AlarmOut
+    from clusterbrain.production.alarm_engine import AlarmEngine
+    from clusterbrain.production.models import ProductionOrder
     from clusterbrain.sim.runner import Simulator
+
+M = TypeVar("M", bound="BaseModel")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 app = typer.Typer(
     help="ClusterBrain: AIoT platform for clusters of small manufacturers.", no_args_is_help=True
@@ -29,10 +44,20 @@ db_app = typer.Typer(help="Metadata database.", no_args_is_help=True)
 device_app = typer.Typer(help="Device registry.", no_args_is_help=True)
 admin_app = typer.Typer(help="Administration.", no_args_is_help=True)
 telemetry_app = typer.Typer(help="Telemetry store.", no_args_is_help=True)
+calendar_app = typer.Typer(help="Site shift calendars.", no_args_is_help=True)
+orders_app = typer.Typer(help="Production orders.", no_args_is_help=True)
+stops_app = typer.Typer(
+    help="Stops and their downtime reasons (no command: list, with --from/--to)."
+)
+alarms_app = typer.Typer(help="Alarms and their lifecycle (no command: list).")
 app.add_typer(db_app, name="db")
 app.add_typer(device_app, name="device")
 app.add_typer(admin_app, name="admin")
 app.add_typer(telemetry_app, name="telemetry")
+app.add_typer(calendar_app, name="calendar")
+app.add_typer(orders_app, name="orders")
+app.add_typer(stops_app, name="stops")
+app.add_typer(alarms_app, name="alarms")
 console = Console()
 
 
@@ -382,16 +407,81 @@ def admin_token(username: str = "admin") -> None:
         runtime.close()
 
 
+# --- shared by the production commands ------------------------------------------------------------
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """A refused request ends the command with one line on stderr and exit code 1."""
+    from clusterbrain.platform.errors import ClusterBrainError
+
+    try:
+        yield
+    except ClusterBrainError as exc:
+        detail = " ".join(exc.detail.split())
+        if exc.field and exc.field not in detail:
+            detail = f"{exc.field}: {detail}"
+        typer.echo(f"error: {detail}", err=True)
+        raise typer.Exit(1) from exc
+
+
+def _admin_principal(session: Session) -> Principal:
+    from clusterbrain.platform.service import bootstrap_admin, principal_of
+
+    return principal_of(bootstrap_admin(session, "admin")[0])
+
+
+def _checked(model: type[M], data: dict[str, Any], options: Mapping[str, str]) -> M:
+    """Validate with the API's model; the first error is reported under its command-line option."""
+    from pydantic import ValidationError
+
+    from clusterbrain.platform.errors import InvalidInput
+
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(part) for part in first.get("loc", ()))
+        where = options.get(loc, loc)
+        message = first.get("msg", "invalid").removeprefix("Value error, ")
+        if where:
+            raise InvalidInput(f"{where}: {message}", field=where) from exc
+        for name, option in options.items():  # a rule across fields names them in its message
+            message = re.sub(rf"\b{name}\b", option, message)
+        raise InvalidInput(message) from exc
+
+
 def _percent(value: float | None) -> str:
     return "–" if value is None else f"{value * 100:.1f} %"
 
 
-def _parse_moment(text: str, zone: str) -> datetime:
-    """ISO 8601; a date or a time without zone is local time of the site's zone."""
-    from zoneinfo import ZoneInfo
+def _zone(name: str) -> tzinfo:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(zone))
+    from clusterbrain.platform.errors import InvalidInput
+
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidInput(f"--timezone: unknown time zone {name!r}", field="--timezone") from exc
+
+
+def _parse_moment(text: str, zone: str, option: str) -> datetime:
+    """ISO 8601; a date or a time without zone is local time of the site's zone."""
+    from clusterbrain.platform.errors import InvalidInput
+
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InvalidInput(f"{option}: not an ISO 8601 time: {text!r}", field=option) from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=_zone(zone))
+
+
+def _local(moment: datetime, zone: tzinfo | None) -> str:
+    return f"{moment.astimezone(zone):%Y-%m-%d %H:%M}"
+
+
+# --- KPIs -----------------------------------------------------------------------------------------
 
 
 @app.command()
@@ -409,29 +499,24 @@ def kpi(
     Reads the store directly: with the embedded DuckDB store, stop `serve`/`demo` first.
     """
     from clusterbrain.platform.db import session_scope
-    from clusterbrain.platform.errors import ClusterBrainError
-    from clusterbrain.platform.service import bootstrap_admin, principal_of
     from clusterbrain.production import oee_service
 
-    lo, hi = _parse_moment(start, timezone), _parse_moment(end, timezone)
     runtime = _admin_context()
     try:
-        with session_scope(runtime.sessions) as session:
-            principal = principal_of(bootstrap_admin(session, "admin")[0])
-            try:
-                calendar, results = oee_service.machine_kpis_by_period(
-                    session, runtime.store, principal, machine, lo, hi, period, timezone
-                )
-            except ClusterBrainError as exc:
-                raise typer.BadParameter(exc.detail, param_hint=exc.field) from exc
+        with _refusals(), session_scope(runtime.sessions) as session:
+            lo = _parse_moment(start, timezone, "--from")
+            hi = _parse_moment(end, timezone, "--to")
+            calendar, results = oee_service.machine_kpis_by_period(
+                session, runtime.store, _admin_principal(session), machine, lo, hi, period, timezone
+            )
             table = Table(
                 "from", "to", "availability", "effectiveness", "quality", "OEE", "good", "scrap"
             )
             for result in results:
                 k, e = result.kpis, result.elements
                 table.add_row(
-                    f"{result.start.astimezone(calendar.zone):%Y-%m-%d %H:%M}",
-                    f"{result.end.astimezone(calendar.zone):%Y-%m-%d %H:%M}",
+                    _local(result.start, calendar.zone),
+                    _local(result.end, calendar.zone),
                     _percent(k.availability),
                     _percent(k.effectiveness),
                     _percent(k.quality_ratio),
@@ -444,66 +529,411 @@ def kpi(
         runtime.close()
 
 
-@app.command()
-def stops(
-    start: Annotated[str, typer.Option("--from", help="Start, ISO 8601 (local time if no zone).")],
-    end: Annotated[str, typer.Option("--to", help="End, ISO 8601 (local time if no zone).")],
-    machine: Annotated[int | None, typer.Option(help="One machine; all when omitted.")] = None,
-    min_minutes: Annotated[float, typer.Option(help="Only stops at least this long.")] = 5.0,
-    timezone: Annotated[str, typer.Option(help="Zone of dates without one.")] = "Asia/Shanghai",
-) -> None:
-    """List stops with their reasons, then the Pareto of time lost by reason."""
-    from clusterbrain.platform.db import session_scope
-    from clusterbrain.platform.errors import ClusterBrainError
-    from clusterbrain.platform.models import Machine
-    from clusterbrain.platform.service import bootstrap_admin, list_scoped, principal_of
-    from clusterbrain.production import downtime_service
+# --- site calendars -------------------------------------------------------------------------------
 
-    lo, hi = _parse_moment(start, timezone), _parse_moment(end, timezone)
+
+class DocumentFormat(enum.StrEnum):
+    JSON = "json"
+    YAML = "yaml"
+
+
+def _yaml() -> Any:
+    """PyYAML, which comes with uvicorn[standard]."""
+    from clusterbrain.platform.errors import InvalidInput
+
+    try:
+        import yaml  # type: ignore[import-untyped]
+    except ImportError as exc:
+        raise InvalidInput("YAML needs PyYAML installed; use a .json file", field="--file") from exc
+    return yaml
+
+
+def _yaml_loader(yaml: Any) -> Any:
+    """YAML 1.1 without base-60 integers: an unquoted 20:00 stays a time, not 1200."""
+    int_tag = "tag:yaml.org,2002:int"
+    loader: Any = type("CalendarLoader", (yaml.SafeLoader,), {})
+    loader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != int_tag]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    loader.add_implicit_resolver(
+        int_tag, re.compile(r"^[-+]?(?:0|[1-9][0-9_]*)$"), list("-+0123456789")
+    )
+    return loader
+
+
+def _read_document(path: Path) -> dict[str, Any]:
+    """A JSON or YAML mapping, by the file's suffix."""
+    from clusterbrain.platform.errors import InvalidInput
+
+    suffix = path.suffix.lower()
+    if suffix not in {".json", ".yaml", ".yml"}:
+        raise InvalidInput(f"--file: {path.name} is neither .json nor .yaml", field="--file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"--file: cannot read {path}: {exc}", field="--file") from exc
+    if suffix == ".json":
+        try:
+            document = json.loads(text)
+        except ValueError as exc:
+            raise InvalidInput(f"--file: {path.name} is not JSON: {exc}", field="--file") from exc
+    else:
+        yaml = _yaml()
+        try:
+            document = yaml.load(text, Loader=_yaml_loader(yaml))
+        except yaml.YAMLError as exc:
+            message = " ".join(str(exc).split())
+            raise InvalidInput(
+                f"--file: {path.name} is not YAML: {message}", field="--file"
+            ) from exc
+    if not isinstance(document, dict):
+        raise InvalidInput(f"--file: {path.name} must hold a mapping", field="--file")
+    return document
+
+
+def _dump(document: dict[str, Any], fmt: DocumentFormat) -> str:
+    if fmt is DocumentFormat.JSON:
+        return json.dumps(document, indent=2, ensure_ascii=False)
+    dumped: str = _yaml().safe_dump(document, sort_keys=False, allow_unicode=True)
+    return dumped.rstrip("\n")
+
+
+@calendar_app.command("show")
+def calendar_show(
+    site: Annotated[int, typer.Option(help="Site id.")],
+    fmt: Annotated[DocumentFormat, typer.Option("--format", help="Output format.")] = (
+        DocumentFormat.JSON
+    ),
+) -> None:
+    """Print a site's calendar; a site without one is planned around the clock."""
+    from clusterbrain.platform.db import session_scope
+    from clusterbrain.production.kpi_api import get_calendar
+
     runtime = _admin_context()
     try:
-        with session_scope(runtime.sessions) as session:
-            principal = principal_of(bootstrap_admin(session, "admin")[0])
+        with _refusals():
+            with session_scope(runtime.sessions) as session:
+                document = get_calendar(site, session, _admin_principal(session))
+            typer.echo(_dump(document, fmt))
+    finally:
+        runtime.close()
+
+
+@calendar_app.command("set")
+def calendar_set(
+    site: Annotated[int, typer.Option(help="Site id.")],
+    file: Annotated[Path, typer.Option(help="Calendar document, .json or .yaml.")],
+) -> None:
+    """Replace a site's calendar: shifts with breaks, holidays, make-up days, maintenance, zone."""
+    from clusterbrain.platform.db import session_scope
+    from clusterbrain.production.kpi_api import put_calendar
+
+    runtime = _admin_context()
+    try:
+        with _refusals():
+            body = _read_document(file)
+            with session_scope(runtime.sessions) as session:
+                saved = put_calendar(site, body, session, _admin_principal(session))
+    finally:
+        runtime.close()
+    table = Table("shift", "start", "end", "days", "breaks")
+    for shift in saved["pattern"]["shifts"]:
+        table.add_row(
+            shift["name"],
+            shift["start"],
+            shift["end"],
+            " ".join(WEEKDAYS[day] for day in sorted(shift["days"])),
+            ", ".join(f"{b['start']}–{b['end']}" for b in shift["breaks"]),
+        )
+    console.print(f"calendar of site {site} saved ({saved['timezone']})")
+    console.print(table)
+
+
+# --- production orders ----------------------------------------------------------------------------
+
+ORDER_OPTIONS = {
+    "machine_id": "--machine",
+    "order_number": "--order-number",
+    "product": "--product",
+    "ideal_cycle_time_s": "--ideal-cycle-time",
+    "units_per_cycle": "--units-per-cycle",
+    "planned_quantity": "--quantity",
+    "planned_start": "--from",
+    "planned_end": "--to",
+}
+
+
+def _orders_table(orders: Iterable[ProductionOrder], zone: tzinfo) -> Table:
+    table = Table(
+        "id", "order", "machine", "product", "cycle s", "units", "quantity", "from", "to", "status"
+    )
+    for order in orders:
+        table.add_row(
+            str(order.id),
+            order.order_number,
+            str(order.machine_id),
+            order.product,
+            f"{order.ideal_cycle_time_s:g}",
+            str(order.units_per_cycle),
+            str(order.planned_quantity),
+            _local(order.planned_start, zone),
+            _local(order.planned_end, zone),
+            order.status,
+        )
+    return table
+
+
+@orders_app.command("list")
+def orders_list(
+    machine: Annotated[int | None, typer.Option(help="One machine; all when omitted.")] = None,
+    timezone: Annotated[str, typer.Option(help="Zone to show times in.")] = "Asia/Shanghai",
+) -> None:
+    """List production orders by planned start."""
+    from clusterbrain.platform.db import session_scope
+    from clusterbrain.production import service
+
+    runtime = _admin_context()
+    try:
+        with _refusals(), session_scope(runtime.sessions) as session:
+            orders = service.list_orders(session, _admin_principal(session), machine)
+            console.print(_orders_table(orders, _zone(timezone)))
+    finally:
+        runtime.close()
+
+
+@orders_app.command("add")
+def orders_add(
+    machine: Annotated[int, typer.Option(help="Machine id.")],
+    order_number: Annotated[str, typer.Option(help="The order's number.")],
+    product: Annotated[str, typer.Option(help="Product made.")],
+    ideal_cycle_time: Annotated[float, typer.Option(help="Ideal cycle time, seconds.")],
+    quantity: Annotated[int, typer.Option(help="Planned quantity.")],
+    start: Annotated[str, typer.Option("--from", help="Planned start, ISO 8601.")],
+    end: Annotated[str, typer.Option("--to", help="Planned end, ISO 8601.")],
+    units_per_cycle: Annotated[int, typer.Option(help="Units made per cycle.")] = 1,
+    timezone: Annotated[str, typer.Option(help="Zone of times without one.")] = "Asia/Shanghai",
+) -> None:
+    """Plan a production order; inside its window its ideal cycle time applies."""
+    from clusterbrain.platform.db import session_scope
+    from clusterbrain.production import schemas, service
+
+    runtime = _admin_context()
+    try:
+        with _refusals(), session_scope(runtime.sessions) as session:
+            data = {
+                "machine_id": machine,
+                "order_number": order_number,
+                "product": product,
+                "ideal_cycle_time_s": ideal_cycle_time,
+                "units_per_cycle": units_per_cycle,
+                "planned_quantity": quantity,
+                "planned_start": _parse_moment(start, timezone, "--from"),
+                "planned_end": _parse_moment(end, timezone, "--to"),
+            }
+            order = service.create_order(
+                session,
+                _admin_principal(session),
+                _checked(schemas.OrderIn, data, ORDER_OPTIONS),
+            )
+            console.print(f"production order {order.id} added")
+            console.print(_orders_table([order], _zone(timezone)))
+    finally:
+        runtime.close()
+
+
+@orders_app.command("delete")
+def orders_delete(order_id: Annotated[int, typer.Argument(help="Production order id.")]) -> None:
+    """Delete a production order."""
+    from clusterbrain.platform.db import session_scope
+    from clusterbrain.production import service
+
+    runtime = _admin_context()
+    try:
+        with _refusals(), session_scope(runtime.sessions) as session:
+            service.delete_order(session, _admin_principal(session), order_id)
+        console.print(f"production order {order_id} deleted")
+    finally:
+        runtime.close()
+
+
+# --- stops and downtime reasons -------------------------------------------------------------------
+
+
+def _stop_id(machine_id: int, start: datetime, zone: tzinfo | None) -> str:
+    """What `stops assign` takes: the machine and the exact start of the stop."""
+    return f"{machine_id}@{start.astimezone(zone).isoformat()}"
+
+
+def _parse_stop_id(stop_id: str) -> tuple[int, datetime]:
+    from clusterbrain.platform.errors import InvalidInput
+
+    machine, _, start = stop_id.partition("@")
+    try:
+        moment = datetime.fromisoformat(start)
+        machine_id = int(machine)
+    except ValueError as exc:
+        raise InvalidInput(
+            f"STOP_ID: {stop_id!r} is not MACHINE@START as `stops` lists it", field="STOP_ID"
+        ) from exc
+    if moment.tzinfo is None:
+        raise InvalidInput("STOP_ID: the start needs a time zone", field="STOP_ID")
+    return machine_id, moment
+
+
+def _list_stops(
+    start: str, end: str, machine: int | None, min_minutes: float, timezone: str
+) -> None:
+    from clusterbrain.platform.db import session_scope
+    from clusterbrain.platform.models import Machine
+    from clusterbrain.platform.service import list_scoped
+    from clusterbrain.production import downtime_service
+    from clusterbrain.production.models import DowntimeReason
+
+    runtime = _admin_context()
+    try:
+        with _refusals(), session_scope(runtime.sessions) as session:
+            lo = _parse_moment(start, timezone, "--from")
+            hi = _parse_moment(end, timezone, "--to")
+            principal = _admin_principal(session)
             machines = [m.id for m in list_scoped(session, Machine, principal)]
             ids = [machine] if machine is not None else machines
-            table = Table("machine", "state", "from", "minutes", "reason")
-            try:
-                for machine_id in ids:
-                    for stop, reason in downtime_service.machine_stops(
-                        session, runtime.store, principal, machine_id, lo, hi, min_minutes * 60
-                    ):
-                        table.add_row(
-                            str(machine_id),
-                            stop.state.value,
-                            f"{stop.start.astimezone(lo.tzinfo):%Y-%m-%d %H:%M}",
-                            f"{stop.seconds / 60:.0f}",
-                            str(reason.reason_id) if reason else "awaiting reason",
-                        )
-                pareto = downtime_service.downtime_pareto(
-                    session, runtime.store, principal, lo, hi, min_duration_s=min_minutes * 60
-                )
-            except ClusterBrainError as exc:
-                raise typer.BadParameter(exc.detail, param_hint=exc.field) from exc
+            table = Table("stop", "state", "minutes", "reason", "comment")
+            for machine_id in ids:
+                for stop, reason in downtime_service.machine_stops(
+                    session, runtime.store, principal, machine_id, lo, hi, min_minutes * 60
+                ):
+                    row = session.get(DowntimeReason, reason.reason_id) if reason else None
+                    table.add_row(
+                        _stop_id(machine_id, stop.start, lo.tzinfo),
+                        stop.state.value,
+                        f"{stop.seconds / 60:.0f}",
+                        row.code if row else "awaiting reason",
+                        reason.comment if reason else "",
+                    )
+            pareto = downtime_service.downtime_pareto(
+                session, runtime.store, principal, lo, hi, min_duration_s=min_minutes * 60
+            )
             console.print(table)
             summary = Table("reason", "minutes", "stops", "share", "cumulative")
-            for row in pareto:
+            for line in pareto:
                 summary.add_row(
-                    row.reason,
-                    f"{row.seconds / 60:.0f}",
-                    str(row.stops),
-                    _percent(row.share),
-                    _percent(row.cumulative_share),
+                    line.reason,
+                    f"{line.seconds / 60:.0f}",
+                    str(line.stops),
+                    _percent(line.share),
+                    _percent(line.cumulative_share),
                 )
             console.print(summary)
     finally:
         runtime.close()
 
 
-@app.command()
-def alarms(
-    include_normal: Annotated[bool, typer.Option(help="Also alarms back to normal.")] = False,
+StopsFrom = Annotated[
+    str | None, typer.Option("--from", help="Start, ISO 8601 (local time if no zone).")
+]
+StopsTo = Annotated[str | None, typer.Option("--to", help="End, ISO 8601 (local time if no zone).")]
+StopsMachine = Annotated[int | None, typer.Option(help="One machine; all when omitted.")]
+StopsMinutes = Annotated[float, typer.Option(help="Only stops at least this long.")]
+StopsZone = Annotated[str, typer.Option(help="Zone of dates without one.")]
+
+
+@stops_app.callback(invoke_without_command=True)
+def stops(
+    ctx: typer.Context,
+    start: StopsFrom = None,
+    end: StopsTo = None,
+    machine: StopsMachine = None,
+    min_minutes: StopsMinutes = 5.0,
+    timezone: StopsZone = "Asia/Shanghai",
 ) -> None:
-    """List alarms that need attention, most recent change first."""
+    """Stops and their downtime reasons; with --from/--to and no command: `stops list`."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if start is None or end is None:
+        raise typer.BadParameter("--from and --to are needed to list stops")
+    _list_stops(start, end, machine, min_minutes, timezone)
+
+
+@stops_app.command("list")
+def stops_list(
+    start: StopsFrom = None,
+    end: StopsTo = None,
+    machine: StopsMachine = None,
+    min_minutes: StopsMinutes = 5.0,
+    timezone: StopsZone = "Asia/Shanghai",
+) -> None:
+    """List stops (id MACHINE@START) with their reasons, then the Pareto of time lost by reason."""
+    if start is None or end is None:
+        raise typer.BadParameter("--from and --to are needed to list stops")
+    _list_stops(start, end, machine, min_minutes, timezone)
+
+
+def _reason_id(session: Session, principal: Principal, machine_id: int, code: str) -> int:
+    """The id of a reason code in the machine's enterprise (its standard tree on first use)."""
+    from sqlalchemy import select
+
+    from clusterbrain.platform.errors import NotFound
+    from clusterbrain.platform.models import Machine
+    from clusterbrain.platform.service import get_scoped
+    from clusterbrain.production import service
+    from clusterbrain.production.models import DowntimeReason
+
+    machine = get_scoped(session, Machine, machine_id, principal)
+    service.ensure_standard_reasons(session, machine.enterprise_id)
+    reason_id = session.scalar(
+        select(DowntimeReason.id).where(
+            DowntimeReason.enterprise_id == machine.enterprise_id,
+            DowntimeReason.code == code.upper(),
+        )
+    )
+    if reason_id is None:
+        raise NotFound(f"--reason: no downtime reason {code!r}", field="--reason")
+    return reason_id
+
+
+@stops_app.command("assign")
+def stops_assign(
+    stop_id: Annotated[str, typer.Argument(help="MACHINE@START, as `stops` lists it.")],
+    reason: Annotated[str, typer.Option(help="Downtime reason code, e.g. BRK.MECH.")],
+    comment: Annotated[str, typer.Option(help="The operator's note.")] = "",
+) -> None:
+    """Record why a machine stopped."""
+    from clusterbrain.platform.db import session_scope
+    from clusterbrain.production import downtime_service, schemas
+
+    runtime = _admin_context()
+    try:
+        with _refusals(), session_scope(runtime.sessions) as session:
+            machine_id, start = _parse_stop_id(stop_id)
+            principal = _admin_principal(session)
+            body = _checked(
+                schemas.AssignReasonIn,
+                {
+                    "start": start,
+                    "reason_id": _reason_id(session, principal, machine_id, reason),
+                    "comment": comment,
+                },
+                {"comment": "--comment"},
+            )
+            downtime_service.assign_reason(
+                session,
+                runtime.store,
+                principal,
+                machine_id,
+                body.start,
+                body.reason_id,
+                body.comment,
+            )
+        console.print(f"stop {stop_id}: reason {reason.upper()}")
+    finally:
+        runtime.close()
+
+
+# --- alarms ---------------------------------------------------------------------------------------
+
+
+def _list_alarms(include_normal: bool) -> None:
     from sqlalchemy import select
 
     from clusterbrain.platform.db import session_scope
@@ -533,6 +963,139 @@ def alarms(
             console.print(table)
     finally:
         runtime.close()
+
+
+IncludeNormal = Annotated[bool, typer.Option(help="Also alarms back to normal.")]
+
+
+@alarms_app.callback(invoke_without_command=True)
+def alarms(ctx: typer.Context, include_normal: IncludeNormal = False) -> None:
+    """Alarms; without a command: those that need attention, most recent change first."""
+    if ctx.invoked_subcommand is None:
+        _list_alarms(include_normal)
+
+
+@alarms_app.command("list")
+def alarms_list(include_normal: IncludeNormal = False) -> None:
+    """List alarms that need attention, most recent change first."""
+    _list_alarms(include_normal)
+
+
+def _alarm_table(alarm: AlarmOut) -> Table:
+    table = Table("alarm", "rule", "device", "priority", "state", "occurrences", "shelved until")
+    table.add_row(
+        str(alarm.id),
+        alarm.rule_name,
+        alarm.device_id,
+        alarm.priority,
+        alarm.state,
+        str(alarm.occurrence),
+        f"{alarm.shelved_until:%Y-%m-%d %H:%M} UTC" if alarm.shelved_until else "",
+    )
+    return table
+
+
+def _alarm_action(act: Callable[[Session, Principal, AlarmEngine], AlarmOut]) -> None:
+    """Run one of the alarm API's lifecycle actions as the platform admin; print the result."""
+    from clusterbrain.platform.db import session_scope
+
+    runtime = _admin_context()
+    try:
+        with _refusals(), session_scope(runtime.sessions) as session:
+            alarm = act(session, _admin_principal(session), runtime.alarms)
+        console.print(_alarm_table(alarm))
+    finally:
+        runtime.close()
+
+
+AlarmId = Annotated[int, typer.Argument(help="Alarm id, as `alarms` lists it.")]
+Comment = Annotated[str, typer.Option(help="Why, for the audit trail.")]
+
+
+@alarms_app.command("show")
+def alarms_show(alarm_id: AlarmId) -> None:
+    """One alarm with its audit trail (the last 50 entries)."""
+    from clusterbrain.platform.db import session_scope
+    from clusterbrain.production import alarm_api
+
+    runtime = _admin_context()
+    try:
+        with _refusals(), session_scope(runtime.sessions) as session:
+            alarm = alarm_api.get_alarm(alarm_id, session, _admin_principal(session))
+        console.print(_alarm_table(alarm))
+        history = Table("at (UTC)", "event", "user", "from", "to", "detail")
+        for entry in alarm.history:
+            history.add_row(
+                f"{entry['at']:%Y-%m-%d %H:%M:%S}",
+                entry["event"],
+                entry["user"] or "",
+                entry["from"],
+                entry["to"],
+                entry["detail"],
+            )
+        console.print(history)
+    finally:
+        runtime.close()
+
+
+@alarms_app.command("ack")
+def alarms_ack(alarm_id: AlarmId, comment: Comment = "") -> None:
+    """Acknowledge an alarm (refused when there is nothing to acknowledge)."""
+    from clusterbrain.production import alarm_api
+
+    def act(session: Session, principal: Principal, engine: AlarmEngine) -> AlarmOut:
+        body = _checked(alarm_api.CommentIn, {"comment": comment}, {"comment": "--comment"})
+        return alarm_api.acknowledge(alarm_id, body, session, principal, engine)
+
+    _alarm_action(act)
+
+
+@alarms_app.command("shelve")
+def alarms_shelve(
+    alarm_id: AlarmId,
+    minutes: Annotated[float, typer.Option(help="Silence the alarm this long.")],
+    reason: Comment = "",
+) -> None:
+    """Shelve an alarm for a while; shelving again moves the end."""
+    from datetime import UTC, timedelta
+
+    from clusterbrain.production import alarm_api
+
+    def act(session: Session, principal: Principal, engine: AlarmEngine) -> AlarmOut:
+        until = datetime.now(UTC) + timedelta(minutes=minutes)
+        data = {"until": until, "reason": reason}
+        body = _checked(alarm_api.ShelveIn, data, {"reason": "--reason", "until": "--minutes"})
+        return alarm_api.shelve(alarm_id, body, session, principal, engine)
+
+    _alarm_action(act)
+
+
+@alarms_app.command("unshelve")
+def alarms_unshelve(alarm_id: AlarmId) -> None:
+    """End an alarm's shelf early."""
+    from clusterbrain.production import alarm_api
+
+    _alarm_action(lambda s, p, e: alarm_api.unshelve(alarm_id, s, p, e))
+
+
+@alarms_app.command("suppress")
+def alarms_suppress(alarm_id: AlarmId, comment: Comment = "") -> None:
+    """Suppress an alarm by design, e.g. during a planned stop."""
+    from clusterbrain.production import alarm_api
+
+    def act(session: Session, principal: Principal, engine: AlarmEngine) -> AlarmOut:
+        body = _checked(alarm_api.CommentIn, {"comment": comment}, {"comment": "--comment"})
+        return alarm_api.suppress(alarm_id, body, session, principal, engine)
+
+    _alarm_action(act)
+
+
+@alarms_app.command("unsuppress")
+def alarms_unsuppress(alarm_id: AlarmId) -> None:
+    """End an alarm's suppression."""
+    from clusterbrain.production import alarm_api
+
+    _alarm_action(lambda s, p, e: alarm_api.unsuppress(alarm_id, s, p, e))
 
 
 @telemetry_app.command("prune")
