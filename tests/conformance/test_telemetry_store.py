@@ -118,6 +118,8 @@ def _aggregate(points: list[tuple[datetime, float]], agg: Aggregate) -> float:
             return max(points)[1]
         case Aggregate.COUNT:
             return float(len(points))
+        case Aggregate.SUM:
+            return float(values.sum())
     raise AssertionError(agg)
 
 
@@ -301,6 +303,21 @@ def test_text_range_query_returns_text_points_in_bounds(store: TelemetryStore) -
         "text": ["running", "down"],
     }
     assert store.query_text("d1", [], T0, T0 + HOUR).num_rows == 0
+
+
+def test_last_before_is_the_newest_point_strictly_before_a_moment(store: TelemetryStore) -> None:
+    rows: list[Row] = [
+        numeric("d1", "a", T0, 1.0),
+        ("d1", "b", T0 + MINUTE, None, "idle", 0),
+        numeric("d1", "a", T0 + HOUR, 3.0),
+        numeric("d2", "a", T0 + 2 * MINUTE, 9.0),
+    ]
+    store.write(batch(rows))
+    found = store.last_before("d1", ["a", "b"], T0 + HOUR)
+    assert found == LatestValue("d1", "b", T0 + MINUTE, None, "idle", 0)
+    assert store.last_before("d1", ["a"], T0 + HOUR) == LatestValue("d1", "a", T0, 1.0, None, 0)
+    assert store.last_before("d1", ["a"], T0) is None
+    assert store.last_before("d1", [], T0 + HOUR) is None
 
 
 def test_points_without_value_are_raw_gaps_not_aggregated(store: TelemetryStore) -> None:

@@ -8,7 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clusterbrain.production.elements import Output, planned_runtime, time_elements
+from clusterbrain.production.elements import (
+    Output,
+    planned_runtime,
+    time_elements,
+    time_elements_by_period,
+)
 from clusterbrain.production.kpi import compute_kpis, sum_elements
 from clusterbrain.production.states import MachineState, StateInterval
 
@@ -98,3 +103,47 @@ def test_elements_add_up_over_a_split_of_the_period(
         assert getattr(summed, name) == pytest.approx(getattr(whole, name)), name
     # A failure split by the cut is counted once in the whole and twice in the parts at most.
     assert whole.failure_events <= summed.failure_events <= whole.failure_events + 1
+
+
+_windows = st.lists(st.tuples(st.integers(0, 2000), st.integers(1, 300)), max_size=8).map(
+    lambda pairs: [(T0 + a * MIN, T0 + (a + n) * MIN) for a, n in pairs]
+)
+
+
+@given(
+    steps=st.lists(
+        st.tuples(st.sampled_from(list(MachineState)), st.integers(1, 200)), min_size=1, max_size=30
+    ),
+    operation=_windows,
+    down=_windows,
+    cuts=st.lists(st.integers(0, 2400), min_size=2, max_size=8, unique=True),
+)
+def test_many_periods_at_once_equal_one_period_at_a_time(
+    steps: list[tuple[MachineState, int]],
+    operation: list[tuple[datetime, datetime]],
+    down: list[tuple[datetime, datetime]],
+    cuts: list[int],
+) -> None:
+    intervals, at = [], 0
+    for state, minutes in steps:
+        intervals.append(_iv(state, at, at + minutes))
+        at += minutes
+    edges = sorted(cuts)
+    periods = [(T0 + a * MIN, T0 + b * MIN) for a, b in zip(edges[::2], edges[1::2], strict=False)]
+    outputs = [Output(good=i, scrap=1, planned_runtime=30.0 * i) for i in range(len(periods))]
+    batched = time_elements_by_period(intervals, operation, down, periods, outputs)
+    for period, output, fast in zip(periods, outputs, batched, strict=True):
+        slow = time_elements(intervals, operation, down, period, output)
+        assert fast.failure_events == slow.failure_events
+        for name in (
+            "planned_operation_time",
+            "planned_down_time",
+            "actual_production_time",
+            "actual_unit_setup_time",
+            "actual_unit_delay_time",
+            "actual_unit_down_time",
+            "actual_order_execution_time",
+            "time_to_restoration",
+            "good_quantity",
+        ):
+            assert getattr(fast, name) == pytest.approx(getattr(slow, name), abs=1e-6), name

@@ -21,7 +21,7 @@ from clusterbrain.platform.notify import SmtpSettings
 from clusterbrain.platform.settings import Settings
 from clusterbrain.production.alarm_engine import AlarmEngine
 from clusterbrain.production.report_service import run_due_reports
-from clusterbrain.production.state_tracker import StateTracker
+from clusterbrain.production.tracking import ProductionTracker
 from clusterbrain.telemetry.backends import open_store
 from clusterbrain.telemetry.dead_letters import SqlDeadLetterSink
 from clusterbrain.telemetry.decode import Limits
@@ -98,8 +98,8 @@ class Runtime:
         self.mqtt: MqttIngest | None = None
         self.alarms = AlarmEngine(self.sessions, self.smtp_settings, self.metrics.registry)
         self.pipeline.add_observer(self.alarms)
-        self.states = StateTracker(self.sessions, self.metrics.registry)
-        self.pipeline.add_observer(self.states)
+        self.tracker = ProductionTracker(self.sessions, self.store, self.metrics.registry)
+        self.pipeline.add_observer(self.tracker)
         self._scheduler: threading.Thread | None = None
         self._stopping = threading.Event()
 
@@ -131,7 +131,7 @@ class Runtime:
         """Start the pipeline worker, the alarm engine and, unless told otherwise, MQTT."""
         self.pipeline.start()
         self.alarms.start()
-        self.states.start()
+        self.tracker.start()
         if mqtt and self.mqtt is None:
             if self.settings.mqtt_username and self.settings.broker_auth != "none":
                 self.broker_auth.ensure_service_account(
@@ -147,7 +147,7 @@ class Runtime:
             self.mqtt = None
         self.pipeline.stop()
         self.alarms.stop()
-        self.states.stop()
+        self.tracker.stop()
         self.broker_auth.close()
         self.store.close()
         self.engine.dispose()

@@ -179,6 +179,44 @@ def _spread_over_time(ts_us: IntArray, running: FloatArray, edges: IntArray) -> 
     return [float(x) for x in at_end - at_start]
 
 
+class CountedSteps(NamedTuple):
+    ts_us: IntArray
+    counted: FloatArray
+    last: tuple[int, float] | None
+    """The newest valid sample (epoch µs, value): the ``previous`` of the next call."""
+
+
+def counted_steps(
+    ts: Moments,
+    values: Sequence[float | None] | npt.NDArray[Any],
+    previous: tuple[int, float] | None = None,
+) -> CountedSteps:
+    """What each sample adds to the count, for counting as samples arrive.
+
+    ``previous`` is the last sample counted before (epoch µs, value); samples not after it are
+    skipped. Returns the epoch µs of the remaining valid samples, the count each step ending
+    there adds (the first sample adds nothing without a ``previous``) and the newest sample.
+    Summing the counts in a window gives what :func:`increments_per_window` gives with
+    ``gaps="next"`` when the sample before the window is included.
+
+    >>> steps = counted_steps([10, 20, 30], [5, 7, 2], previous=(0, 4))
+    >>> steps.counted.tolist(), steps.last
+    ([1.0, 2.0, 2.0], (30, 2.0))
+    """
+    ts_us, v, _, _ = _valid_samples(ts, values)
+    if previous is not None:
+        keep = ts_us > previous[0]
+        ts_us = np.concatenate(([previous[0]], ts_us[keep]))
+        v = np.concatenate(([previous[1]], v[keep]))
+    counted = np.zeros(ts_us.size)
+    if ts_us.size >= 2:
+        counted[1:] = _step_kinds(v[:-1], v[1:], None, None)[0]
+    last = (int(ts_us[-1]), float(v[-1])) if ts_us.size else None
+    if previous is not None:
+        return CountedSteps(ts_us[1:], counted[1:], last)
+    return CountedSteps(ts_us, counted, last)
+
+
 # --- classification ----------------------------------------------------------------------------
 
 

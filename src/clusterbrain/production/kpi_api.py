@@ -21,7 +21,6 @@ from clusterbrain.production.calendar import SiteCalendar
 from clusterbrain.production.kpi import TimeElements, compute_kpis
 from clusterbrain.production.models import MachineSettings
 from clusterbrain.production.models import SiteCalendar as SiteCalendarRow
-from clusterbrain.production.state_tracker import stored_intervals
 from clusterbrain.production.states import StateRules
 from clusterbrain.telemetry.store import TelemetryStore
 
@@ -362,14 +361,17 @@ def state_intervals(
     machine_id: int,
     session: SessionDep,
     principal: PrincipalDep,
+    store: StoreDep,
     start: From,
     end: To,
 ) -> list[schemas.IntervalOut]:
-    """The machine's states as stored while data arrived; time without data is offline."""
+    """The machine's states as kept while data arrived (derived from raw points where the range
+    begins before tracking did); time without data is offline."""
     oee_service.check_range(start, end)
     machine = get_scoped(session, Machine, machine_id, principal)
-    rules = oee_service.machine_setup(session, machine).rules
+    setup = oee_service.machine_setup(session, machine)
+    stored = oee_service.uses_stored(store, setup, start, "auto")
     return [
         schemas.IntervalOut(state=i.state.value, start=i.start, end=i.end)
-        for i in stored_intervals(session, machine.id, start, end, rules.offline_after_s)
+        for i in oee_service.machine_intervals(store, setup, start, end, stored)
     ]

@@ -1,4 +1,4 @@
-"""Production tables: downtime reasons, production orders, site calendars, state intervals."""
+"""Production tables: downtime reasons, production orders, site calendars, machine settings."""
 
 from __future__ import annotations
 
@@ -165,21 +165,3 @@ class AlarmRecord(Base):
     priority: Mapped[str] = mapped_column(String(16))
     document: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class StateIntervalRow(Base):
-    """A machine's state from ``start`` until ``end``; the open interval has no end yet."""
-
-    __tablename__ = "state_intervals"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    enterprise_id: Mapped[int] = mapped_column(
-        ForeignKey("enterprises.id", ondelete="CASCADE"), index=True
-    )
-    machine_id: Mapped[int] = mapped_column(
-        ForeignKey("machines.id", ondelete="CASCADE"), index=True
-    )
-    state: Mapped[str] = mapped_column(String(16))
-    start: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    end: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    last_sample: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Literal
 
 import numpy as np
 from sqlalchemy import select
@@ -30,7 +31,15 @@ from clusterbrain.production.calendar import (
     shifts_between,
 )
 from clusterbrain.production.counters import increments_per_window
-from clusterbrain.production.elements import Output, time_elements
+from clusterbrain.production.derived import (
+    DERIVED_ENERGY,
+    DERIVED_GOOD,
+    DERIVED_SCRAP,
+    stored_counts,
+    stored_intervals,
+    tracked_at,
+)
+from clusterbrain.production.elements import Output, time_elements_by_period
 from clusterbrain.production.kpi import KpiSet, TimeElements, compute_kpis, sum_elements
 from clusterbrain.production.losses import LossStep, six_big_losses
 from clusterbrain.production.models import MachineSettings, ProductionOrder
@@ -39,8 +48,12 @@ from clusterbrain.production.states import SignalFrame, StateInterval, StateRule
 from clusterbrain.telemetry.store import TelemetryStore
 
 DEFAULT_RULES = StateRules(state_tag="state")
-COUNTER_LOOKBACK = timedelta(hours=1)
 MAX_RANGE = timedelta(days=400)
+SOURCES = ("auto", "stored", "raw")
+Source = Literal["auto", "stored", "raw"]
+"""Where states and counts come from: ``stored`` reads the tracker's derived series and hourly
+rollups, ``raw`` derives them from the raw points, ``auto`` uses the stored ones wherever the
+tracker had covered the start of the range."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,41 +153,71 @@ def state_intervals(
     return derive_intervals(frame, setup.rules, start, end)
 
 
-def _counter(
+def raw_counts(
     store: TelemetryStore, device_id: str, tag: str, windows: Sequence[tuple[datetime, datetime]]
 ) -> list[float]:
+    """Counter increase in each window from the raw points, each step booked at its later sample
+    (the reference for the tracker's stored counts)."""
     if not tag or not windows:
         return [0.0] * len(windows)
-    begin = min(w[0] for w in windows) - COUNTER_LOOKBACK
-    end = max(w[1] for w in windows)
-    table = store.query_range(device_id, [tag], begin, end + timedelta(minutes=5))
-    if table.num_rows < 2:
-        return [0.0] * len(windows)
+    begin = min(w[0] for w in windows)
+    table = store.query_range(device_id, [tag], begin, max(w[1] for w in windows))
     ts = table.column("ts").to_numpy().astype("datetime64[us]")
     values = np.asarray(table.column("value").to_pylist(), dtype=float)
-    return increments_per_window(ts, values, windows)
+    before = store.last_before(device_id, [tag], begin)
+    if before is not None and before.value is not None:
+        ts = np.concatenate(([np.datetime64(before.ts.replace(tzinfo=None), "us")], ts))
+        values = np.concatenate(([before.value], values))
+    if ts.size < 2:
+        return [0.0] * len(windows)
+    return increments_per_window(ts, values, windows, gaps="next")
 
 
-def machine_output(
+def _counts(
+    store: TelemetryStore,
+    device_id: str,
+    tags: tuple[str, str],
+    windows: Sequence[tuple[datetime, datetime]],
+    stored: bool,
+) -> list[float]:
+    source, derived = tags
+    if not source or not windows:
+        return [0.0] * len(windows)
+    if stored:
+        return stored_counts(store, device_id, derived, windows)
+    return raw_counts(store, device_id, source, windows)
+
+
+def machine_outputs(
     store: TelemetryStore,
     setup: MachineSetup,
     orders: Sequence[ProductionOrder],
-    start: datetime,
-    end: datetime,
-) -> Output:
-    """Good, scrap and energy in the window; ideal time from the orders, else the default."""
+    periods: Sequence[tuple[datetime, datetime]],
+    stored: bool,
+) -> list[Output]:
+    """Good, scrap and energy per period; ideal time from the orders, else the default."""
     if setup.device_id is None:
-        return Output()
+        return [Output() for _ in periods]
     device = setup.device_id
-    windows = _order_windows(orders, start, end)
-    good = _counter(store, device, setup.good_tag, [w for w, _ in windows])
-    scrap = _counter(store, device, setup.scrap_tag, [w for w, _ in windows])
-    energy = _counter(store, device, setup.energy_tag, [(start, end)])[0]
-    ideal = 0.0
-    for (_, rate), g, s in zip(windows, good, scrap, strict=True):
+    pieces = [
+        (i, window, rate)
+        for i, p in enumerate(periods)
+        for window, rate in _order_windows(orders, *p)
+    ]
+    windows = [w for _, w, _ in pieces]
+    good = _counts(store, device, (setup.good_tag, DERIVED_GOOD), windows, stored)
+    scrap = _counts(store, device, (setup.scrap_tag, DERIVED_SCRAP), windows, stored)
+    energy = _counts(store, device, (setup.energy_tag, DERIVED_ENERGY), periods, stored)
+    totals = [[0.0, 0.0, 0.0] for _ in periods]
+    for (i, _, rate), g, sc in zip(pieces, good, scrap, strict=True):
         per_unit = rate if rate is not None else _default_per_unit(setup)
-        ideal += (g + s) * per_unit
-    return Output(good=sum(good), scrap=sum(scrap), planned_runtime=ideal, energy_kwh=energy)
+        totals[i][0] += g
+        totals[i][1] += sc
+        totals[i][2] += (g + sc) * per_unit
+    return [
+        Output(good=g, scrap=sc, planned_runtime=ideal, energy_kwh=e)
+        for (g, sc, ideal), e in zip(totals, energy, strict=True)
+    ]
 
 
 def _default_per_unit(setup: MachineSetup) -> float:
@@ -225,14 +268,17 @@ def machine_kpis_by_period(
     end: datetime,
     period: str,
     default_timezone: str = "Asia/Shanghai",
+    source: Source = "auto",
 ) -> tuple[SiteCalendar, list[KpiResult]]:
     """One KPI result per period; periods use the site's calendar (or its default zone)."""
     check_range(start, end)
     machine = get_scoped(session, Machine, machine_id, principal)
     calendar = site_calendar(session, machine) or SiteCalendar(timezone=default_timezone)
+    periods = period_windows(calendar, period, start, end)
+    elements, _ = machine_period_elements(session, store, machine, periods, source)
     results = [
-        machine_kpis(session, store, principal, machine_id, lo, hi)
-        for lo, hi in period_windows(calendar, period, start, end)
+        KpiResult(lo, hi, e, compute_kpis(e), six_big_losses(e))
+        for (lo, hi), e in zip(periods, elements, strict=True)
     ]
     return calendar, results
 
@@ -249,26 +295,53 @@ def machine_kpis(
     end: datetime,
     *,
     with_intervals: bool = False,
+    source: Source = "auto",
 ) -> KpiResult:
     check_range(start, end)
     machine = get_scoped(session, Machine, machine_id, principal)
-    elements, intervals = _machine_elements(session, store, machine, start, end)
+    elements, intervals = machine_period_elements(session, store, machine, [(start, end)], source)
     return KpiResult(
         start,
         end,
-        elements,
-        compute_kpis(elements),
-        six_big_losses(elements),
+        elements[0],
+        compute_kpis(elements[0]),
+        six_big_losses(elements[0]),
         intervals if with_intervals else [],
     )
 
 
-def _machine_elements(
-    session: Session, store: TelemetryStore, machine: Machine, start: datetime, end: datetime
-) -> tuple[TimeElements, list[StateInterval]]:
+def uses_stored(
+    store: TelemetryStore, setup: MachineSetup, start: datetime, source: Source
+) -> bool:
+    if source not in SOURCES:
+        raise InvalidInput(f"source must be one of {', '.join(SOURCES)}", field="source")
+    if source == "auto":
+        return tracked_at(store, setup.device_id, start)
+    return source == "stored"
+
+
+def machine_intervals(
+    store: TelemetryStore, setup: MachineSetup, start: datetime, end: datetime, stored: bool
+) -> list[StateInterval]:
+    if stored and setup.device_id is not None:
+        return stored_intervals(store, setup.device_id, setup.rules, start, end)
+    return state_intervals(store, setup, start, end)
+
+
+def machine_period_elements(
+    session: Session,
+    store: TelemetryStore,
+    machine: Machine,
+    periods: Sequence[tuple[datetime, datetime]],
+    source: Source = "auto",
+) -> tuple[list[TimeElements], list[StateInterval]]:
+    """Time elements of one machine in each of ``periods`` (disjoint, in time order), with the
+    state intervals of the whole span; states and counts are read once for all periods."""
+    start, end = periods[0][0], periods[-1][1]
     setup = machine_setup(session, machine)
+    stored = uses_stored(store, setup, start, source)
     operation, down = planned_windows(site_calendar(session, machine), start, end)
-    intervals = state_intervals(store, setup, start, end)
+    intervals = machine_intervals(store, setup, start, end, stored)
     orders = session.scalars(
         select(ProductionOrder).where(
             ProductionOrder.machine_id == machine.id,
@@ -276,8 +349,9 @@ def _machine_elements(
             ProductionOrder.planned_start < end,
         )
     ).all()
-    output = machine_output(store, setup, orders, start, end)
-    return time_elements(intervals, operation, down, (start, end), output), intervals
+    outputs = machine_outputs(store, setup, orders, periods, stored)
+    elements = time_elements_by_period(intervals, operation, down, periods, outputs)
+    return elements, intervals
 
 
 def group_kpis(
@@ -293,7 +367,9 @@ def group_kpis(
     """KPIs of every visible machine (optionally of one line or site), from summed elements."""
     check_range(start, end)
     machines = machines_in_scope(session, principal, line_id, site_id)
-    per_machine = {m.id: _machine_elements(session, store, m, start, end)[0] for m in machines}
+    per_machine = {
+        m.id: machine_period_elements(session, store, m, [(start, end)])[0][0] for m in machines
+    }
     total = sum_elements(per_machine.values())
     return KpiResult(start, end, total, compute_kpis(total), six_big_losses(total)), per_machine
 

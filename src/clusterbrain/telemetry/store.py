@@ -64,6 +64,7 @@ class Aggregate(enum.StrEnum):
     MAX = "max"
     LAST = "last"
     COUNT = "count"
+    SUM = "sum"
 
 
 class RollupLevel(enum.StrEnum):
@@ -142,6 +143,12 @@ class TelemetryStore(Protocol):
         self, device_id: str, tags: Sequence[str], start: datetime, end: datetime
     ) -> pa.Table:
         """Text points (e.g. a machine's ``state``) in ``[start, end)`` as TEXT_SCHEMA, by tag, ts."""
+        ...
+
+    def last_before(
+        self, device_id: str, tags: Sequence[str], moment: datetime
+    ) -> LatestValue | None:
+        """The newest point of any of ``tags`` strictly before ``moment``, or None."""
         ...
 
     def delete_before(self, cutoff: datetime, device_id: str | None = None) -> int:

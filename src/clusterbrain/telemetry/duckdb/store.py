@@ -109,6 +109,7 @@ _ROLLUP_AGG = {
     Aggregate.MAX: "max(r.max)",
     Aggregate.LAST: "arg_max(r.last_value, r.last_ts)",
     Aggregate.COUNT: "sum(r.cnt)::DOUBLE",
+    Aggregate.SUM: "sum(r.sum)",
 }
 _RAW_AGG = {
     Aggregate.AVG: "avg(r.value)",
@@ -116,6 +117,7 @@ _RAW_AGG = {
     Aggregate.MAX: "max(r.value)",
     Aggregate.LAST: "arg_max(r.value, r.ts)",
     Aggregate.COUNT: "count(r.value)::DOUBLE",
+    Aggregate.SUM: "sum(r.value)",
 }
 
 T = TypeVar("T")
@@ -270,6 +272,23 @@ class DuckDBStore:
             ],
             schema=TEXT_SCHEMA,
         )
+
+    def last_before(
+        self, device_id: str, tags: Sequence[str], moment: datetime
+    ) -> LatestValue | None:
+        if not tags:
+            return None
+        query = (
+            "SELECT s.device_id, s.tag, r.ts, r.value, r.text, r.quality "
+            f"FROM points r JOIN series s USING (series_id) WHERE {_SERIES_FILTER} "
+            "AND r.ts < $hi ORDER BY r.ts DESC LIMIT 1"
+        )
+        params = {"device": device_id, "tags": list(tags), "hi": _naive(moment)}
+        rows = self._read(lambda cur: cur.sql(query, params=params).fetchall())
+        if not rows:
+            return None
+        device, tag, ts, value, text, quality = rows[0]
+        return LatestValue(device, tag, ts.replace(tzinfo=UTC), value, text, int(quality))
 
     def delete_before(self, cutoff: datetime, device_id: str | None = None) -> int:
         query = "DELETE FROM points WHERE ts < $cutoff"

@@ -167,6 +167,7 @@ _ROLLUP_AGG = {
     Aggregate.MAX: "max(r.max)",
     Aggregate.LAST: "(array_agg(r.last_value ORDER BY r.last_ts DESC))[1]",
     Aggregate.COUNT: "sum(r.cnt)::double precision",
+    Aggregate.SUM: "sum(r.sum)",
 }
 _RAW_AGG = {
     Aggregate.AVG: "avg(r.value)",
@@ -174,6 +175,7 @@ _RAW_AGG = {
     Aggregate.MAX: "max(r.value)",
     Aggregate.LAST: "(array_agg(r.value ORDER BY r.ts DESC))[1]",
     Aggregate.COUNT: "count(r.value)::double precision",
+    Aggregate.SUM: "sum(r.value)",
 }
 _SERIES_FILTER = "s.device_id = %(device)s AND s.tag = ANY(%(tags)s)"
 _EPOCH_US = "(extract(epoch FROM {col}) * 1000000)::bigint"
@@ -284,6 +286,22 @@ class PostgresStore:
             ],
             schema=TEXT_SCHEMA,
         )
+
+    def last_before(
+        self, device_id: str, tags: Sequence[str], moment: datetime
+    ) -> LatestValue | None:
+        if not tags:
+            return None
+        query = (
+            "SELECT s.device_id, s.tag, r.ts, r.value, r.text, r.quality "
+            f"FROM points r JOIN series s USING (series_id) WHERE {_SERIES_FILTER} "
+            "AND r.ts < %(hi)s ORDER BY r.ts DESC LIMIT 1"
+        )
+        rows = self._fetch(query, {"device": device_id, "tags": list(tags), "hi": as_utc(moment)})
+        if not rows:
+            return None
+        device, tag, ts, value, text, quality = rows[0]
+        return LatestValue(device, tag, ts.astimezone(UTC), value, text, int(quality))
 
     def delete_before(self, cutoff: datetime, device_id: str | None = None) -> int:
         query = "DELETE FROM points WHERE ts < %(cutoff)s"

@@ -1,4 +1,4 @@
-"""State intervals stored while data arrives equal those derived from the raw points."""
+"""States and counts kept while data arrives equal those derived from the raw points."""
 
 from __future__ import annotations
 
@@ -9,25 +9,31 @@ from datetime import timedelta
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete
 
 from clusterbrain.api.runtime import Runtime
-from clusterbrain.platform.db import session_scope
-from clusterbrain.production.models import StateIntervalRow
-from clusterbrain.production.oee_service import DEFAULT_RULES, MachineSetup, state_intervals
-from clusterbrain.production.state_tracker import stored_intervals
+from clusterbrain.production.derived import DERIVED_GOOD, stored_counts, stored_intervals
+from clusterbrain.production.oee_service import (
+    DEFAULT_RULES,
+    MachineSetup,
+    raw_counts,
+    state_intervals,
+)
 from clusterbrain.telemetry.decode import PointColumns
 from support.production import MIN, SHIFT_START, worked_shift_table
 from support.world import World
 
 STATES = ["running", "idle", "down", "setup"]
+_DAYS = itertools.count(20)
 
 
 def _stored(runtime: Runtime, world: World, hours: int) -> list[tuple[str, object, object]]:
-    with session_scope(runtime.sessions) as session:
-        found = stored_intervals(
-            session, world.a.machine_id, SHIFT_START, SHIFT_START + timedelta(hours=hours)
-        )
+    found = stored_intervals(
+        runtime.store,
+        world.a.device_id,
+        DEFAULT_RULES,
+        SHIFT_START,
+        SHIFT_START + timedelta(hours=hours),
+    )
     return [(i.state.value, i.start, i.end) for i in found]
 
 
@@ -44,7 +50,7 @@ def test_worked_shift_in_three_batches_matches_the_derivation(
     runtime.store.write(table)
     third = table.num_rows // 3
     for offset in (0, third, 2 * third):
-        runtime.states.process(table.slice(offset, third if offset < 2 * third else None))
+        runtime.tracker.process(table.slice(offset, third if offset < 2 * third else None))
     stored = _stored(runtime, world, 12)
     assert stored == _derived(runtime, world, 12)
     assert [s for s, _, _ in stored] == [
@@ -69,9 +75,8 @@ def test_any_sequence_in_any_batches_matches_the_derivation(
     runtime: Runtime, world: World, steps: list[tuple[str, int]], cuts: list[int]
 ) -> None:
     """Random states with random gaps (some longer than the 300 s offline limit)."""
-    with session_scope(runtime.sessions) as session:
-        session.execute(delete(StateIntervalRow))
     runtime.store.delete_before(SHIFT_START + timedelta(days=30))
+    runtime.tracker.reload()
     columns = PointColumns()
     at = SHIFT_START
     for state, gap_s in steps:
@@ -81,7 +86,7 @@ def test_any_sequence_in_any_batches_matches_the_derivation(
     runtime.store.write(table)
     edges = sorted({0, table.num_rows, *(c for c in cuts if c < table.num_rows)})
     for lo, hi in itertools.pairwise(edges):
-        runtime.states.process(table.slice(lo, hi - lo))
+        runtime.tracker.process(table.slice(lo, hi - lo))
     assert _stored(runtime, world, 12) == _derived(runtime, world, 12)
 
 
@@ -107,3 +112,53 @@ def test_live_states_through_ingest_and_the_api(
         time.sleep(0.1)
     assert [b["state"] for b in body] == ["running", "unplanned_down", "running"]
     assert client.get(url, params=span, headers=world.b.headers).status_code == 404
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    steps=st.lists(
+        st.tuples(st.integers(0, 40), st.integers(1, 1800), st.booleans()), min_size=1, max_size=60
+    ),
+    cuts=st.lists(st.integers(0, 60), max_size=4),
+    edges=st.lists(st.integers(0, 36 * 60), min_size=2, max_size=6, unique=True),
+)
+def test_counts_in_any_batches_equal_those_from_raw_points(
+    runtime: Runtime,
+    world: World,
+    steps: list[tuple[int, int, bool]],
+    cuts: list[int],
+    edges: list[int],
+) -> None:
+    """A counter with random rises, resets and gaps; windows aligned to hours or not.
+
+    Each example writes to days of its own: deleting raw points keeps the rollups.
+    """
+    base = SHIFT_START + timedelta(days=3 * next(_DAYS))
+    runtime.store.delete_before(base)
+    runtime.tracker.reload()
+    columns = PointColumns()
+    at, count, readings = base, 0, []
+    for made, gap_s, reset in steps:
+        count = made if reset else count + made
+        readings.append(count)
+        columns.append(world.a.device_id, "good_count", int(at.timestamp() * 1e6), count, None, 0)
+        at += timedelta(seconds=gap_s)
+    table = columns.to_table()
+    runtime.store.write(table)
+    bounds = sorted({0, table.num_rows, *(c for c in cuts if c < table.num_rows)})
+    for lo, hi in itertools.pairwise(bounds):
+        runtime.tracker.process(table.slice(lo, hi - lo))
+    minutes = sorted(edges)
+    windows = [
+        (SHIFT_START + a * MIN, SHIFT_START + b * MIN) for a, b in itertools.pairwise(minutes)
+    ]
+    stored = stored_counts(runtime.store, world.a.device_id, DERIVED_GOOD, windows)
+    raw = raw_counts(runtime.store, world.a.device_id, "good_count", windows)
+    assert stored == raw
+    whole = (base - MIN, at + MIN)
+    made_in_total = 0
+    for previous, value in itertools.pairwise(readings):
+        made_in_total += value - previous if value >= previous else value  # a drop is a reset
+    assert stored_counts(runtime.store, world.a.device_id, DERIVED_GOOD, [whole]) == [made_in_total]
