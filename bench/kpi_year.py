@@ -102,7 +102,7 @@ def _reference(session, store, machine_row: Machine, periods) -> list[KpiSet]:  
     setup = oee_service.machine_setup(session, machine_row)
     calendar = oee_service.site_calendar(session, machine_row)
     operation, down = oee_service.planned_windows(calendar, start, end)
-    intervals = oee_service.machine_intervals(store, setup, start, end, stored=False)
+    intervals = oee_service.state_intervals(store, setup, start, end)
     outputs = oee_service.machine_outputs(store, setup, [], periods, stored=False)
     return [
         compute_kpis(time_elements(intervals, operation, down, period, output))

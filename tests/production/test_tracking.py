@@ -151,14 +151,14 @@ def test_counts_in_any_batches_equal_those_from_raw_points(
     for lo, hi in itertools.pairwise(bounds):
         runtime.tracker.process(table.slice(lo, hi - lo))
     minutes = sorted(edges)
-    windows = [
-        (SHIFT_START + a * MIN, SHIFT_START + b * MIN) for a, b in itertools.pairwise(minutes)
-    ]
-    stored = stored_counts(runtime.store, world.a.device_id, DERIVED_GOOD, windows)
+    windows = [(base + a * MIN, base + b * MIN) for a, b in itertools.pairwise(minutes)]
+    stored = stored_counts(runtime.store, world.a.device_id, [DERIVED_GOOD], windows)
     raw = raw_counts(runtime.store, world.a.device_id, "good_count", windows)
-    assert stored == raw
+    assert stored[DERIVED_GOOD] == raw
     whole = (base - MIN, at + MIN)
     made_in_total = 0
     for previous, value in itertools.pairwise(readings):
         made_in_total += value - previous if value >= previous else value  # a drop is a reset
-    assert stored_counts(runtime.store, world.a.device_id, DERIVED_GOOD, [whole]) == [made_in_total]
+    assert stored_counts(runtime.store, world.a.device_id, [DERIVED_GOOD], [whole]) == {
+        DERIVED_GOOD: [made_in_total]
+    }

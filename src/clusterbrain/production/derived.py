@@ -20,9 +20,18 @@ from datetime import datetime, timedelta
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from clusterbrain.production.calendar import epoch_us, from_epoch_us
-from clusterbrain.production.states import MachineState, StateInterval, StateRules
+from clusterbrain.production.states import (
+    STATE_CODE,
+    STATE_ORDER,
+    MachineState,
+    StateInterval,
+    StateRules,
+    StateRuns,
+    runs_from_changes,
+)
 from clusterbrain.telemetry.store import ROLLUP_1H, Aggregate, TelemetryStore
 
 DERIVED_STATE = "$state"
@@ -33,6 +42,7 @@ DERIVED_PREFIX = "$"
 
 _HOUR_US = ROLLUP_1H // timedelta(microseconds=1)
 _ONE_US = timedelta(microseconds=1)
+_OFFLINE = STATE_CODE[MachineState.OFFLINE.value]
 
 
 def is_derived(tag: str) -> bool:
@@ -57,110 +67,107 @@ def stored_intervals(
 
     The last interval, still open, lasts until ``offline_after_s`` past the device's last sample.
     """
+    return stored_runs(store, device_id, rules, start, end).intervals()
+
+
+def stored_runs(
+    store: TelemetryStore,
+    device_id: str,
+    rules: StateRules,
+    start: datetime,
+    end: datetime,
+) -> StateRuns:
+    """:func:`stored_intervals` in array form."""
     before = store.last_before(device_id, [DERIVED_STATE], start)
     table = store.query_text(device_id, [DERIVED_STATE], start, end)
-    moments = [epoch_us(ts) for ts in table.column("ts").to_pylist()]
-    states = table.column("text").to_pylist()
-    if before is not None:
-        moments.insert(0, epoch_us(before.ts))
-        states.insert(0, before.text)
+    moments = _us(table)
+    names = pa.array([state.value for state in STATE_ORDER])
+    codes = np.asarray(
+        pc.index_in(table.column("text"), value_set=names).fill_null(_OFFLINE), dtype=np.int8
+    )
+    if before is not None and before.text in STATE_CODE:
+        moments = np.concatenate(([epoch_us(before.ts)], moments))
+        codes = np.concatenate(([STATE_CODE[before.text]], codes)).astype(np.int8)
     last_sample = store.last_before(device_id, list(rules.tags), end)
-    open_end = epoch_us(end)
-    if last_sample is not None and rules.offline_after_s is not None:
-        open_end = min(open_end, epoch_us(last_sample.ts) + round(rules.offline_after_s * 1e6))
-    return _intervals(moments, states, epoch_us(start), epoch_us(end), open_end)
-
-
-def _intervals(
-    moments: list[int], states: list[str], start: int, end: int, open_end: int
-) -> list[StateInterval]:
-    out: list[tuple[MachineState, int, int]] = []
-    cursor = start
-    for i, (at, state) in enumerate(zip(moments, states, strict=True)):
-        last = i + 1 == len(moments)
-        hi = min(end, open_end if last else moments[i + 1])
-        lo = max(at, start)
-        if hi <= lo:
-            continue
-        if lo > cursor:
-            out.append((MachineState.OFFLINE, cursor, lo))
-        out.append((MachineState(state), lo, hi))
-        cursor = hi
-    if cursor < end:
-        out.append((MachineState.OFFLINE, cursor, end))
-    merged: list[tuple[MachineState, int, int]] = []
-    for state, lo, hi in out:
-        if merged and merged[-1][0] is state and merged[-1][2] == lo:
-            merged[-1] = (state, merged[-1][1], hi)
-        else:
-            merged.append((state, lo, hi))
-    return [StateInterval(s, from_epoch_us(lo), from_epoch_us(hi)) for s, lo, hi in merged]
+    if last_sample is not None and rules.offline_after_s is not None and moments.size:
+        open_end = epoch_us(last_sample.ts) + round(rules.offline_after_s * 1e6)
+        if moments[-1] < open_end < epoch_us(end):
+            moments = np.append(moments, open_end)
+            codes = np.append(codes, np.int8(_OFFLINE))
+    return runs_from_changes(moments, codes, epoch_us(start), epoch_us(end))
 
 
 def stored_counts(
     store: TelemetryStore,
     device_id: str,
-    tag: str,
+    tags: Sequence[str],
     windows: Sequence[tuple[datetime, datetime]],
-) -> list[float]:
-    """Sum of a derived count series in each window ``[start, end)``.
+) -> dict[str, list[float]]:
+    """Sum of each derived count series in each window ``[start, end)``.
 
     Whole hours come from the hourly rollup; the parts of a window before its first and after its
-    last full hour come from the points themselves.
+    last full hour come from the points themselves. Two queries at most, whatever the windows.
     """
-    if not windows:
-        return []
+    if not windows or not tags:
+        return {tag: [0.0] * len(windows) for tag in tags}
     edges = np.asarray([(epoch_us(a), epoch_us(b)) for a, b in windows], dtype=np.int64)
     whole_lo, whole_hi = _ceil_hour(edges[:, 0]), _floor_hour(edges[:, 1])
     aligned = whole_lo < whole_hi
-    totals = np.zeros(len(edges))
+    totals = {tag: np.zeros(len(edges)) for tag in tags}
     if aligned.any():
         hourly = store.query_range(
             device_id,
-            [tag],
+            list(tags),
             from_epoch_us(int(whole_lo[aligned].min())),
             from_epoch_us(int(whole_hi[aligned].max())),
             bucket=ROLLUP_1H,
             agg=Aggregate.SUM,
         )
-        hours = _us(hourly)
-        running = _running(hourly)
-        by_hour = (
-            running[np.searchsorted(hours, whole_hi)] - running[np.searchsorted(hours, whole_lo)]
-        )
-        totals += np.where(aligned, by_hour, 0.0)
+        for tag, (hours, running) in _per_tag(hourly, tags).items():
+            found = (
+                running[np.searchsorted(hours, whole_hi)]
+                - running[np.searchsorted(hours, whole_lo)]
+            )
+            totals[tag] += np.where(aligned, found, 0.0)
     spans: list[tuple[int, int]] = []
     owners: list[int] = []
     for i, ((a, b), lo, hi, ok) in enumerate(
         zip(edges.tolist(), whole_lo.tolist(), whole_hi.tolist(), aligned.tolist(), strict=True)
     ):
-        pieces = [(a, lo), (hi, b)] if ok else [(a, b)]
-        for piece in pieces:
+        for piece in [(a, lo), (hi, b)] if ok else [(a, b)]:
             if piece[1] > piece[0]:
                 spans.append(piece)
                 owners.append(i)
     if spans:
-        np.add.at(totals, owners, _raw_sums(store, device_id, tag, spans))
-    return [float(x) for x in totals]
+        bounds = np.asarray(spans, dtype=np.int64)
+        raw = store.query_range(
+            device_id,
+            list(tags),
+            from_epoch_us(int(bounds[:, 0].min())),
+            from_epoch_us(int(bounds[:, 1].max())),
+        )
+        for tag, (ts, running) in _per_tag(raw, tags).items():
+            found = (
+                running[np.searchsorted(ts, bounds[:, 1])]
+                - running[np.searchsorted(ts, bounds[:, 0])]
+            )
+            np.add.at(totals[tag], owners, found)
+    return {tag: [float(x) for x in total] for tag, total in totals.items()}
 
 
-def _raw_sums(
-    store: TelemetryStore, device_id: str, tag: str, spans: Sequence[tuple[int, int]]
-) -> npt.NDArray[np.float64]:
-    """Sum of the points in each non-empty span (epoch µs), read in one query."""
-    lo, hi = min(a for a, _ in spans), max(b for _, b in spans)
-    table = store.query_range(device_id, [tag], from_epoch_us(lo), from_epoch_us(hi))
-    ts, running = _us(table), _running(table)
-    bounds = np.asarray(spans, dtype=np.int64)
-    found: npt.NDArray[np.float64] = (
-        running[np.searchsorted(ts, bounds[:, 1])] - running[np.searchsorted(ts, bounds[:, 0])]
+def _per_tag(
+    table: pa.Table, tags: Sequence[str]
+) -> dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]:
+    """Per tag: the points' epoch µs and the running sum of their values (0 before the first)."""
+    ts, names = _us(table), np.asarray(table.column("tag").to_pylist(), dtype=object)
+    values = np.nan_to_num(
+        np.asarray(table.column("value").to_numpy(zero_copy_only=False), dtype=np.float64)
     )
-    return found
-
-
-def _running(table: pa.Table) -> npt.NDArray[np.float64]:
-    values = np.asarray(table.column("value").to_numpy(zero_copy_only=False), dtype=np.float64)
-    return np.concatenate(([0.0], np.cumsum(np.nan_to_num(values))))
+    out = {}
+    for tag in tags:
+        mine = names == tag
+        out[tag] = (ts[mine], np.concatenate(([0.0], np.cumsum(values[mine]))))
+    return out
 
 
 def _us(table: pa.Table) -> npt.NDArray[np.int64]:

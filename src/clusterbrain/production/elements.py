@@ -34,7 +34,13 @@ from clusterbrain.production.calendar import (
     total_seconds,
 )
 from clusterbrain.production.kpi import TimeElements
-from clusterbrain.production.states import MachineState, StateInterval, durations_in_windows
+from clusterbrain.production.states import (
+    STATE_CODE,
+    MachineState,
+    StateInterval,
+    StateRuns,
+    durations_in_windows,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +122,7 @@ IntArray = npt.NDArray[np.int64]
 
 
 def time_elements_by_period(
-    intervals: Sequence[StateInterval],
+    intervals: StateRuns | Sequence[StateInterval],
     operation_windows: Iterable[tuple[datetime, datetime]],
     down_windows: Iterable[tuple[datetime, datetime]],
     periods: Sequence[tuple[datetime, datetime]],
@@ -133,6 +139,7 @@ def time_elements_by_period(
         raise ValueError("one output per period")
     if not periods:
         return []
+    runs = intervals if isinstance(intervals, StateRuns) else StateRuns.of(intervals)
     operation = _as_us(merge_windows(operation_windows))
     down = _as_us(merge_windows(down_windows))
     bounds = np.asarray([(epoch_us(a), epoch_us(b)) for a, b in periods], dtype=np.int64)
@@ -151,12 +158,10 @@ def time_elements_by_period(
         return total / 1e6
 
     seconds = {
-        state: per_period(
-            busy, _state_time(intervals, state, hi) - _state_time(intervals, state, lo)
-        )
+        state: per_period(busy, _state_time(runs, state, hi) - _state_time(runs, state, lo))
         for state in MachineState
     }
-    failures = _failures_per_period(intervals, lo[busy], hi[busy], period[busy], count)
+    failures = _failures_per_period(runs, lo[busy], hi[busy], period[busy], count)
     operation_s = per_period(in_operation & inside, length)
     down_s = per_period(in_down & inside, length)
     busy_s = per_period(busy, length)
@@ -200,31 +205,25 @@ def _covered(windows: IntArray, lo: IntArray, hi: IntArray) -> npt.NDArray[np.bo
     return covered
 
 
-def _state_time(intervals: Sequence[StateInterval], state: MachineState, at: IntArray) -> IntArray:
+def _state_time(runs: StateRuns, state: MachineState, at: IntArray) -> IntArray:
     """Microseconds spent in ``state`` before each moment of ``at``."""
-    spans = np.asarray(
-        [(epoch_us(i.start), epoch_us(i.end)) for i in intervals if i.state is state],
-        dtype=np.int64,
-    ).reshape(-1, 2)
-    if spans.size == 0:
+    mine = runs.codes == STATE_CODE[state.value]
+    starts, lengths = runs.starts[mine], runs.ends[mine] - runs.starts[mine]
+    if starts.size == 0:
         return np.zeros(at.shape, dtype=np.int64)
-    lengths = spans[:, 1] - spans[:, 0]
     before = np.concatenate(([0], np.cumsum(lengths)))
-    j = np.searchsorted(spans[:, 0], at, side="right") - 1
+    j = np.searchsorted(starts, at, side="right") - 1
     safe = np.maximum(j, 0)
-    partial = np.clip(at - spans[safe, 0], 0, lengths[safe])
+    partial = np.clip(at - starts[safe], 0, lengths[safe])
     result: IntArray = np.where(j >= 0, before[safe] + partial, 0)
     return result
 
 
 def _failures_per_period(
-    intervals: Sequence[StateInterval], lo: IntArray, hi: IntArray, period: IntArray, count: int
+    runs: StateRuns, lo: IntArray, hi: IntArray, period: IntArray, count: int
 ) -> IntArray:
-    """Unplanned-down intervals that begin inside a busy segment, per period."""
-    starts = np.asarray(
-        [epoch_us(i.start) for i in intervals if i.state is MachineState.UNPLANNED_DOWN],
-        dtype=np.int64,
-    )
+    """Unplanned-down runs that begin inside a busy segment, per period."""
+    starts = runs.starts[runs.codes == STATE_CODE[MachineState.UNPLANNED_DOWN.value]]
     if starts.size == 0 or lo.size == 0:
         return np.zeros(count, dtype=np.int64)
     at = np.searchsorted(lo, starts, side="right") - 1

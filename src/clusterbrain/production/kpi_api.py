@@ -373,5 +373,5 @@ def state_intervals(
     stored = oee_service.uses_stored(store, setup, start, "auto")
     return [
         schemas.IntervalOut(state=i.state.value, start=i.start, end=i.end)
-        for i in oee_service.machine_intervals(store, setup, start, end, stored)
+        for i in oee_service.machine_runs(store, setup, start, end, stored).intervals()
     ]

@@ -8,6 +8,7 @@ elements, never by averaging ratios.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -36,7 +37,7 @@ from clusterbrain.production.derived import (
     DERIVED_GOOD,
     DERIVED_SCRAP,
     stored_counts,
-    stored_intervals,
+    stored_runs,
     tracked_at,
 )
 from clusterbrain.production.elements import Output, time_elements_by_period
@@ -44,7 +45,13 @@ from clusterbrain.production.kpi import KpiSet, TimeElements, compute_kpis, sum_
 from clusterbrain.production.losses import LossStep, six_big_losses
 from clusterbrain.production.models import MachineSettings, ProductionOrder
 from clusterbrain.production.models import SiteCalendar as SiteCalendarRow
-from clusterbrain.production.states import SignalFrame, StateInterval, StateRules, derive_intervals
+from clusterbrain.production.states import (
+    SignalFrame,
+    StateInterval,
+    StateRules,
+    StateRuns,
+    derive_runs,
+)
 from clusterbrain.telemetry.store import TelemetryStore
 
 DEFAULT_RULES = StateRules(state_tag="state")
@@ -120,12 +127,24 @@ def site_calendar(session: Session, machine: Machine) -> SiteCalendar | None:
 def planned_windows(
     calendar: SiteCalendar | None, start: datetime, end: datetime
 ) -> tuple[list[TimeWindow], list[TimeWindow]]:
-    """(operation, planned down) windows; without a calendar the machine is planned 24/7."""
+    """(operation, planned down) windows; without a calendar the machine is planned 24/7.
+
+    Machines of one site share a calendar, so the windows of a range are computed once.
+    """
     if calendar is None:
         return [TimeWindow(start, end)], []
+    operation, down = _calendar_windows(calendar.model_dump_json(), start, end)
+    return list(operation), list(down)
+
+
+@functools.lru_cache(maxsize=32)
+def _calendar_windows(
+    definition: str, start: datetime, end: datetime
+) -> tuple[tuple[TimeWindow, ...], tuple[TimeWindow, ...]]:
+    calendar = SiteCalendar.model_validate_json(definition)
     return (
-        planned_operation_windows(calendar, start, end),
-        planned_down_windows(calendar, start, end),
+        tuple(planned_operation_windows(calendar, start, end)),
+        tuple(planned_down_windows(calendar, start, end)),
     )
 
 
@@ -135,8 +154,15 @@ def planned_windows(
 def state_intervals(
     store: TelemetryStore, setup: MachineSetup, start: datetime, end: datetime
 ) -> list[StateInterval]:
+    """The machine's state intervals derived from the raw points."""
+    return state_runs(store, setup, start, end).intervals()
+
+
+def state_runs(
+    store: TelemetryStore, setup: MachineSetup, start: datetime, end: datetime
+) -> StateRuns:
     if setup.device_id is None:
-        return derive_intervals([], setup.rules, start, end)
+        return derive_runs([], setup.rules, start, end)
     lookback = timedelta(seconds=setup.rules.offline_after_s or 3600)
     begin = start - lookback
     if setup.rules.state_tag is not None:
@@ -150,7 +176,7 @@ def state_intervals(
         table.column("ts").to_numpy().astype("datetime64[us]"),
         values,
     )
-    return derive_intervals(frame, setup.rules, start, end)
+    return derive_runs(frame, setup.rules, start, end)
 
 
 def raw_counts(
@@ -173,21 +199,6 @@ def raw_counts(
     return increments_per_window(ts, values, windows, gaps="next")
 
 
-def _counts(
-    store: TelemetryStore,
-    device_id: str,
-    tags: tuple[str, str],
-    windows: Sequence[tuple[datetime, datetime]],
-    stored: bool,
-) -> list[float]:
-    source, derived = tags
-    if not source or not windows:
-        return [0.0] * len(windows)
-    if stored:
-        return stored_counts(store, device_id, derived, windows)
-    return raw_counts(store, device_id, source, windows)
-
-
 def machine_outputs(
     store: TelemetryStore,
     setup: MachineSetup,
@@ -205,9 +216,19 @@ def machine_outputs(
         for window, rate in _order_windows(orders, *p)
     ]
     windows = [w for _, w, _ in pieces]
-    good = _counts(store, device, (setup.good_tag, DERIVED_GOOD), windows, stored)
-    scrap = _counts(store, device, (setup.scrap_tag, DERIVED_SCRAP), windows, stored)
-    energy = _counts(store, device, (setup.energy_tag, DERIVED_ENERGY), periods, stored)
+    roles = {"good": setup.good_tag, "scrap": setup.scrap_tag, "energy": setup.energy_tag}
+    if stored:
+        derived = {"good": DERIVED_GOOD, "scrap": DERIVED_SCRAP, "energy": DERIVED_ENERGY}
+        tags = [derived[role] for role, tag in roles.items() if tag]
+        counts = stored_counts(store, device, tags, [*windows, *periods])
+        split = len(windows)
+        good = counts.get(DERIVED_GOOD, [0.0] * (split + len(periods)))[:split]
+        scrap = counts.get(DERIVED_SCRAP, [0.0] * (split + len(periods)))[:split]
+        energy = counts.get(DERIVED_ENERGY, [0.0] * (split + len(periods)))[split:]
+    else:
+        good = raw_counts(store, device, setup.good_tag, windows)
+        scrap = raw_counts(store, device, setup.scrap_tag, windows)
+        energy = raw_counts(store, device, setup.energy_tag, periods)
     totals = [[0.0, 0.0, 0.0] for _ in periods]
     for (i, _, rate), g, sc in zip(pieces, good, scrap, strict=True):
         per_unit = rate if rate is not None else _default_per_unit(setup)
@@ -299,14 +320,14 @@ def machine_kpis(
 ) -> KpiResult:
     check_range(start, end)
     machine = get_scoped(session, Machine, machine_id, principal)
-    elements, intervals = machine_period_elements(session, store, machine, [(start, end)], source)
+    elements, runs = machine_period_elements(session, store, machine, [(start, end)], source)
     return KpiResult(
         start,
         end,
         elements[0],
         compute_kpis(elements[0]),
         six_big_losses(elements[0]),
-        intervals if with_intervals else [],
+        runs.intervals() if with_intervals else [],
     )
 
 
@@ -320,12 +341,13 @@ def uses_stored(
     return source == "stored"
 
 
-def machine_intervals(
+def machine_runs(
     store: TelemetryStore, setup: MachineSetup, start: datetime, end: datetime, stored: bool
-) -> list[StateInterval]:
+) -> StateRuns:
+    """The machine's states in ``[start, end)``, stored or derived from the raw points."""
     if stored and setup.device_id is not None:
-        return stored_intervals(store, setup.device_id, setup.rules, start, end)
-    return state_intervals(store, setup, start, end)
+        return stored_runs(store, setup.device_id, setup.rules, start, end)
+    return state_runs(store, setup, start, end)
 
 
 def machine_period_elements(
@@ -334,14 +356,14 @@ def machine_period_elements(
     machine: Machine,
     periods: Sequence[tuple[datetime, datetime]],
     source: Source = "auto",
-) -> tuple[list[TimeElements], list[StateInterval]]:
+) -> tuple[list[TimeElements], StateRuns]:
     """Time elements of one machine in each of ``periods`` (disjoint, in time order), with the
     state intervals of the whole span; states and counts are read once for all periods."""
     start, end = periods[0][0], periods[-1][1]
     setup = machine_setup(session, machine)
     stored = uses_stored(store, setup, start, source)
     operation, down = planned_windows(site_calendar(session, machine), start, end)
-    intervals = machine_intervals(store, setup, start, end, stored)
+    runs = machine_runs(store, setup, start, end, stored)
     orders = session.scalars(
         select(ProductionOrder).where(
             ProductionOrder.machine_id == machine.id,
@@ -350,8 +372,7 @@ def machine_period_elements(
         )
     ).all()
     outputs = machine_outputs(store, setup, orders, periods, stored)
-    elements = time_elements_by_period(intervals, operation, down, periods, outputs)
-    return elements, intervals
+    return time_elements_by_period(runs, operation, down, periods, outputs), runs
 
 
 def group_kpis(

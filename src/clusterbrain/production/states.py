@@ -60,6 +60,9 @@ class MachineState(enum.StrEnum):
 
 _STATES: tuple[MachineState, ...] = tuple(MachineState)
 _CODE: dict[MachineState, int] = {state: code for code, state in enumerate(_STATES)}
+STATE_ORDER = _STATES
+"""Machine states in the order of their codes in :class:`StateRuns`."""
+STATE_CODE: dict[str, int] = {state.value: code for state, code in _CODE.items()}
 _RUNNING, _PLANNED, _OFFLINE = (
     _CODE[MachineState.RUNNING],
     _CODE[MachineState.PLANNED_STOP],
@@ -378,12 +381,19 @@ class StateInterval:
 
 
 @dataclass(frozen=True, slots=True)
-class _Runs:
-    """Contiguous state runs in epoch microseconds: the array form of a list of intervals."""
+class StateRuns:
+    """Contiguous state runs in epoch microseconds: the array form of a list of intervals.
+
+    ``codes`` index :data:`STATE_ORDER`.
+    """
 
     starts: IntArray
     ends: IntArray
     codes: CodeArray
+
+    @classmethod
+    def of(cls, intervals: Iterable[StateInterval]) -> StateRuns:
+        return _runs_of(intervals)
 
     def intervals(self) -> list[StateInterval]:
         return [
@@ -408,6 +418,13 @@ def derive_intervals(
     >>> [(i.state.value, i.seconds) for i in derive_intervals(rows, rules, 0.0, 200.0)]
     [('running', 30.0), ('unplanned_down', 10.0), ('running', 60.0), ('offline', 100.0)]
     """
+    return derive_runs(samples, rules, start, end).intervals()
+
+
+def derive_runs(
+    samples: SignalFrame | Rows, rules: StateRules, start: Moment, end: Moment
+) -> StateRuns:
+    """:func:`derive_intervals` in array form (for KPIs of long ranges)."""
     frame = (
         samples if isinstance(samples, SignalFrame) else SignalFrame.from_rows(samples, rules.tags)
     )
@@ -416,21 +433,36 @@ def derive_intervals(
     if end_us < start_us:
         raise InvalidInput("the window must not end before it starts")
     if end_us == start_us:
-        return []
+        empty = np.zeros(0, dtype=np.int64)
+        return StateRuns(empty, empty, np.zeros(0, dtype=np.int8))
     hold_us = None if rules.offline_after_s is None else round(rules.offline_after_s * 1e6)
     runs = _held_runs(frame.ts_us, _sample_codes(frame, rules), start_us, end_us, hold_us)
-    return _debounce(runs, round(rules.min_duration_s * 1e6)).intervals()
+    return _debounce(runs, round(rules.min_duration_s * 1e6))
+
+
+def runs_from_changes(ts_us: IntArray, codes: CodeArray, start_us: int, end_us: int) -> StateRuns:
+    """Runs of ``[start_us, end_us)`` from state changes: each state holds until the next change;
+    before the first change the machine is offline. Pass the last change before the window too.
+
+    >>> runs = runs_from_changes(np.array([0, 10]), np.array([0, 2], np.int8), 5, 20)
+    >>> runs.starts.tolist(), runs.ends.tolist(), [STATE_ORDER[c].value for c in runs.codes]
+    ([5, 10], [10, 20], ['running', 'unplanned_down'])
+    """
+    if end_us <= start_us:
+        empty = np.zeros(0, dtype=np.int64)
+        return StateRuns(empty, empty, np.zeros(0, dtype=np.int8))
+    return _held_runs(ts_us, codes, start_us, end_us, None)
 
 
 def _held_runs(
     ts_us: IntArray, codes: CodeArray, start_us: int, end_us: int, hold_us: int | None
-) -> _Runs:
+) -> StateRuns:
     """Sample-and-hold segments (each followed by an offline one after a long gap), clipped."""
     first = max(int(np.searchsorted(ts_us, start_us, side="right")) - 1, 0)
     stop = int(np.searchsorted(ts_us, end_us, side="left"))
     ts_us, codes = ts_us[first:stop], codes[first:stop]
     if ts_us.size == 0:
-        return _Runs(np.array([start_us]), np.array([end_us]), np.array([_OFFLINE], np.int8))
+        return StateRuns(np.array([start_us]), np.array([end_us]), np.array([_OFFLINE], np.int8))
     following = np.append(ts_us[1:], max(end_us, int(ts_us[-1])))
     held = following if hold_us is None else np.minimum(following, ts_us + hold_us)
     starts = np.concatenate(([start_us], np.column_stack((ts_us, held)).ravel()))
@@ -442,18 +474,18 @@ def _held_runs(
     return _merge_runs(starts[keep], ends[keep], seg_codes[keep].astype(np.int8))
 
 
-def _merge_runs(starts: IntArray, ends: IntArray, codes: CodeArray) -> _Runs:
+def _merge_runs(starts: IntArray, ends: IntArray, codes: CodeArray) -> StateRuns:
     """Join neighbours that touch and share a state."""
     if starts.size == 0:
-        return _Runs(starts, ends, codes)
+        return StateRuns(starts, ends, codes)
     new = np.ones(starts.shape, dtype=bool)
     new[1:] = (codes[1:] != codes[:-1]) | (starts[1:] != ends[:-1])
     firsts = np.flatnonzero(new)
     lasts = np.append(firsts[1:] - 1, starts.size - 1)
-    return _Runs(starts[firsts], ends[lasts], codes[firsts])
+    return StateRuns(starts[firsts], ends[lasts], codes[firsts])
 
 
-def _debounce(runs: _Runs, min_us: int) -> _Runs:
+def _debounce(runs: StateRuns, min_us: int) -> StateRuns:
     """Absorb runs shorter than ``min_us`` into the run before them (retroactively, so the
     state change is dated when it began, not when it was confirmed)."""
     if min_us <= 0 or runs.starts.size < 2:
@@ -467,12 +499,12 @@ def _debounce(runs: _Runs, min_us: int) -> _Runs:
             out_s.append(s)
             out_e.append(e)
             out_c.append(c)
-    return _Runs(np.array(out_s), np.array(out_e), np.array(out_c, dtype=np.int8))
+    return StateRuns(np.array(out_s), np.array(out_e), np.array(out_c, dtype=np.int8))
 
 
-def _runs_of(intervals: Iterable[StateInterval]) -> _Runs:
+def _runs_of(intervals: Iterable[StateInterval]) -> StateRuns:
     ordered = sorted(intervals, key=lambda i: i.start)
-    return _Runs(
+    return StateRuns(
         np.array([epoch_us(i.start) for i in ordered], dtype=np.int64),
         np.array([epoch_us(i.end) for i in ordered], dtype=np.int64),
         np.array([_CODE[i.state] for i in ordered], dtype=np.int8),
