@@ -6,11 +6,16 @@ import itertools
 import time
 from datetime import timedelta
 
+import pyarrow as pa
+import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from clusterbrain.api.runtime import Runtime
+from clusterbrain.platform.db import session_scope
+from clusterbrain.platform.service import authenticate_token
+from clusterbrain.production import oee_service
 from clusterbrain.production.derived import DERIVED_GOOD, stored_counts, stored_intervals
 from clusterbrain.production.oee_service import (
     DEFAULT_RULES,
@@ -18,8 +23,10 @@ from clusterbrain.production.oee_service import (
     raw_counts,
     state_intervals,
 )
+from clusterbrain.production.tracking import ProductionTracker
 from clusterbrain.telemetry.decode import PointColumns
-from support.production import MIN, SHIFT_START, worked_shift_table
+from clusterbrain.telemetry.store import StoreUnavailable, TelemetryStore
+from support.production import CALENDAR, MIN, SHIFT_START, worked_shift_table
 from support.world import World
 
 STATES = ["running", "idle", "down", "setup"]
@@ -162,3 +169,79 @@ def test_counts_in_any_batches_equal_those_from_raw_points(
     assert stored_counts(runtime.store, world.a.device_id, [DERIVED_GOOD], [whole]) == {
         DERIVED_GOOD: [made_in_total]
     }
+
+
+def test_kpis_from_tracked_data_equal_those_from_raw_points(
+    client: TestClient, runtime: Runtime, world: World
+) -> None:
+    headers = world.a.headers
+    put = client.put(f"/api/v1/sites/{world.a.site_id}/calendar", json=CALENDAR, headers=headers)
+    assert put.status_code == 200, put.text
+    settings = client.put(
+        f"/api/v1/machines/{world.a.machine_id}/production-settings",
+        json={"ideal_cycle_time_s": 60, "state_rules": {"state_tag": "state"}},
+        headers=headers,
+    )
+    assert settings.status_code == 200, settings.text
+    table = worked_shift_table(world.a.device_id)
+    runtime.store.write(table)
+    runtime.tracker.process(table)
+    start, end = SHIFT_START - timedelta(hours=2), SHIFT_START + timedelta(days=2)
+    with session_scope(runtime.sessions) as session:
+        principal = authenticate_token(session, world.a.token)
+        _, stored = oee_service.machine_kpis_by_period(
+            session,
+            runtime.store,
+            principal,
+            world.a.machine_id,
+            start,
+            end,
+            "shift",
+            source="stored",
+        )
+        _, raw = oee_service.machine_kpis_by_period(
+            session, runtime.store, principal, world.a.machine_id, start, end, "shift", source="raw"
+        )
+    assert [r.elements for r in stored] == [r.elements for r in raw]
+    assert stored[0].kpis.oee == pytest.approx(19 / 24)
+    assert stored[0].elements.good_quantity == 380
+    span = {"from": start.isoformat(), "to": (SHIFT_START + timedelta(hours=12)).isoformat()}
+    body = client.get(f"/api/v1/machines/{world.a.machine_id}/kpis", params=span, headers=headers)
+    assert body.json()["kpis"]["oee"] == pytest.approx(19 / 24)
+    latest = client.get(f"/api/v1/devices/{world.a.device_id}/telemetry/latest", headers=headers)
+    assert {v["tag"] for v in latest.json()} == {"state", "good_count", "scrap_count"}
+
+
+class _Outage:
+    """The runtime's store, with writes refused while ``down`` (as when the server is away)."""
+
+    def __init__(self, store: TelemetryStore) -> None:
+        self.store, self.down = store, False
+
+    def write(self, batch: pa.Table) -> int:
+        if self.down:
+            raise StoreUnavailable("store is down")
+        return self.store.write(batch)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
+
+
+def test_derived_points_wait_while_the_store_is_down(runtime: Runtime, world: World) -> None:
+    outage = _Outage(runtime.store)
+    tracker = ProductionTracker(runtime.sessions, outage)  # type: ignore[arg-type]
+    table = worked_shift_table(world.a.device_id)
+    runtime.store.write(table)
+    half = table.num_rows // 2
+    outage.down = True
+    assert tracker.process(table.slice(0, half)) > 0
+    assert (
+        runtime.store.query_text(
+            world.a.device_id, ["$state"], SHIFT_START, SHIFT_START + timedelta(days=1)
+        ).num_rows
+        == 0
+    )
+    outage.down = False
+    tracker.process(table.slice(half))
+    assert _stored(runtime, world, 12) == _derived(runtime, world, 12)
+    assert tracker.dropped_points._value.get() == 0

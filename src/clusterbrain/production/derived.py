@@ -38,15 +38,10 @@ DERIVED_STATE = "$state"
 DERIVED_GOOD = "$good"
 DERIVED_SCRAP = "$scrap"
 DERIVED_ENERGY = "$energy"
-DERIVED_PREFIX = "$"
 
 _HOUR_US = ROLLUP_1H // timedelta(microseconds=1)
 _ONE_US = timedelta(microseconds=1)
 _OFFLINE = STATE_CODE[MachineState.OFFLINE.value]
-
-
-def is_derived(tag: str) -> bool:
-    return tag.startswith(DERIVED_PREFIX)
 
 
 def tracked_at(store: TelemetryStore, device_id: str | None, moment: datetime) -> bool:

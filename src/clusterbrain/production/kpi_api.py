@@ -162,6 +162,7 @@ def put_settings(
     body: schemas.MachineSettingsIn,
     session: SessionDep,
     principal: PrincipalDep,
+    request: Request,
 ) -> object:
     """State rules, counter tags and the default ideal cycle time of a machine."""
     machine = get_scoped(session, Machine, machine_id, principal)
@@ -177,7 +178,8 @@ def put_settings(
     row.scrap_count_tag = body.scrap_count_tag
     row.energy_tag = body.energy_tag
     row.device_id = body.device_id
-    session.flush()
+    session.commit()
+    request.app.state.runtime.tracker.reload()  # data from now on is read by the new settings
     return row
 
 

@@ -38,7 +38,6 @@ from clusterbrain.production.counters import counted_steps
 from clusterbrain.production.derived import (
     DERIVED_ENERGY,
     DERIVED_GOOD,
-    DERIVED_PREFIX,
     DERIVED_SCRAP,
     DERIVED_STATE,
 )
@@ -46,7 +45,7 @@ from clusterbrain.production.models import MachineSettings
 from clusterbrain.production.oee_service import DEFAULT_RULES
 from clusterbrain.production.states import MachineState, SignalFrame, StateRules, sample_states
 from clusterbrain.telemetry.decode import PointColumns
-from clusterbrain.telemetry.store import TelemetryStore
+from clusterbrain.telemetry.store import DERIVED_PREFIX, TelemetryStore
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from clusterbrain.platform.export import streamed_export
 from clusterbrain.platform.web import PrincipalDep, SessionDep
 from clusterbrain.telemetry import dead_letters, schemas
 from clusterbrain.telemetry.models import DeadLetter
-from clusterbrain.telemetry.store import Aggregate, TelemetryStore, rollup_level_for
+from clusterbrain.telemetry.store import DERIVED_PREFIX, Aggregate, TelemetryStore, rollup_level_for
 
 router = APIRouter(prefix="/api/v1")
 MAX_RAW_POINTS = 100_000
@@ -63,10 +63,13 @@ def latest(
     store: StoreDep,
     tag: Annotated[list[str] | None, Query()] = None,
 ) -> list[schemas.LatestOut]:
+    """The newest value of each of the device's tags (or of the tags asked for). Series the
+    platform derives (``$state``, ``$good``, …) are listed only when asked for by name."""
     device = get_device(session, principal, device_id)
     return [
         schemas.LatestOut(tag=v.tag, ts=v.ts, value=v.value, text=v.text, quality=v.quality)
         for v in store.latest(device.id, tag or None)
+        if tag or not v.tag.startswith(DERIVED_PREFIX)
     ]
 
 

@@ -46,6 +46,8 @@ TEXT_SCHEMA = pa.schema(
     ]
 )
 
+DERIVED_PREFIX = "$"
+"""Tags that begin with this are series the platform derives (never a device's tag name)."""
 ROLLUP_1M = timedelta(minutes=1)
 ROLLUP_1H = timedelta(hours=1)
 
