@@ -44,6 +44,19 @@ def test_machine_kpis_from_stored_telemetry(
     assert group.status_code == 200
     assert group.json()["kpis"]["oee"] == pytest.approx(kpis["oee"])
     assert [m["machine_id"] for m in group.json()["machines"]] == [world.a.machine_id]
+    periods = client.get(
+        f"/api/v1/machines/{world.a.machine_id}/kpis/periods",
+        params={"from": span["from"], "to": span["to"], "period": "shift", "source": "raw"},
+        headers=headers,
+    )
+    assert periods.status_code == 200, periods.text
+    assert [round(p["kpis"]["oee"], 4) for p in periods.json()] == [round(19 / 24, 4)]
+    bad = client.get(
+        f"/api/v1/machines/{world.a.machine_id}/kpis/periods",
+        params={"from": span["from"], "to": span["to"], "source": "guess"},
+        headers=headers,
+    )
+    assert bad.status_code == 422 and bad.json()["field"] == "source"
 
 
 def test_calendar_and_settings_validation(client: TestClient, world: World) -> None:

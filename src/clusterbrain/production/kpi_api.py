@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
@@ -27,6 +27,8 @@ from clusterbrain.telemetry.store import TelemetryStore
 router = APIRouter(prefix="/api/v1")
 From = Annotated[datetime, Query(alias="from")]
 To = Annotated[datetime, Query(alias="to")]
+PeriodParam = Annotated[str, Query(pattern="^(total|shift|day|week|month)$")]
+SourceParam = Annotated[Literal["auto", "stored", "raw"], Query()]
 
 
 def get_store(request: Request) -> TelemetryStore:
@@ -64,12 +66,48 @@ def machine_kpis(
     start: From,
     end: To,
     intervals: bool = False,
+    source: SourceParam = "auto",
 ) -> schemas.KpiReport:
-    """OEE with its components, the other ISO 22400-2 KPIs and the six-losses waterfall."""
+    """OEE with its components, the other ISO 22400-2 KPIs and the six-losses waterfall.
+
+    ``source``: ``stored`` reads the state changes and counts kept while data arrived, ``raw``
+    derives them from every raw point, ``auto`` (default) uses the stored ones where they cover
+    the range.
+    """
     result = oee_service.machine_kpis(
-        session, store, principal, machine_id, start, end, with_intervals=intervals
+        session, store, principal, machine_id, start, end, with_intervals=intervals, source=source
     )
     return schemas.KpiReport(**_report(result))
+
+
+@router.get(
+    "/machines/{machine_id}/kpis/periods",
+    tags=["production"],
+    response_model=list[schemas.PeriodKpiRow],
+)
+def machine_kpis_by_period(
+    machine_id: int,
+    session: SessionDep,
+    principal: PrincipalDep,
+    store: StoreDep,
+    start: From,
+    end: To,
+    period: PeriodParam = "day",
+    source: SourceParam = "auto",
+) -> list[schemas.PeriodKpiRow]:
+    """KPIs per shift, production day, week or month of the site's calendar."""
+    _, results = oee_service.machine_kpis_by_period(
+        session, store, principal, machine_id, start, end, period, source=source
+    )
+    return [
+        schemas.PeriodKpiRow(
+            start=r.start,
+            end=r.end,
+            elements=_elements_out(r.elements),
+            kpis=schemas.KpisOut.model_validate(r.kpis),
+        )
+        for r in results
+    ]
 
 
 @router.get("/kpis", tags=["production"], response_model=schemas.GroupKpiReport)
@@ -297,7 +335,7 @@ def export_kpis(
     store: StoreDep,
     start: From,
     end: To,
-    period: Annotated[str, Query(pattern="^(total|shift|day|week|month)$")] = "day",
+    period: PeriodParam = "day",
     format: Annotated[str, Query(pattern="^(csv|xlsx)$")] = "csv",
 ) -> StreamingResponse:
     """KPIs per shift, day, week or month as CSV or Excel."""

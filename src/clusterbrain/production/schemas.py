@@ -150,6 +150,13 @@ class MachineKpiRow(BaseModel):
     kpis: KpisOut
 
 
+class PeriodKpiRow(BaseModel):
+    start: datetime
+    end: datetime
+    elements: ElementsOut
+    kpis: KpisOut
+
+
 class GroupKpiReport(KpiReport):
     machines: list[MachineKpiRow]
 
