@@ -538,11 +538,11 @@ class DocumentFormat(enum.StrEnum):
 
 
 def _yaml() -> Any:
-    """PyYAML, which comes with uvicorn[standard]."""
+    """PyYAML, imported only when a YAML file is read or written."""
     from clusterbrain.platform.errors import InvalidInput
 
     try:
-        import yaml  # type: ignore[import-untyped]
+        import yaml
     except ImportError as exc:
         raise InvalidInput("YAML needs PyYAML installed; use a .json file", field="--file") from exc
     return yaml
