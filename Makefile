@@ -16,12 +16,15 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# Debian packages the tests need: mosquitto (tests start their own brokers on free ports).
+# Debian packages the tests need: mosquitto (tests start their own brokers on free ports),
+# chromium for the console's browser tests and a CJK font for its screenshots.
+DEBIAN_PACKAGES := mosquitto mosquitto-clients chromium fonts-wqy-microhei
 system-deps:
-	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || { \
-		echo "installing mosquitto"; \
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing $$missing"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq mosquitto mosquitto-clients; }
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing; fi
 
 demo: $(STAMP)
 	$(BIN)/clusterbrain demo

@@ -53,7 +53,9 @@ KPIS = ("availability", "effectiveness", "quality_ratio", "oee")
 
 
 def _generate(runtime: Runtime, machines: int, days: int, step: float) -> int:
-    devices = provision_cluster(runtime, enterprises=5, machines=machines)
+    """Provision, then simulate ``machines`` machines that have states (not the power meters)."""
+    provisioned = provision_cluster(runtime, enterprises=5, machines=machines + machines // 9 + 1)
+    devices = [d for d in provisioned if d.kind in COUNTER_TAGS][:machines]
     points = 0
     started = time.perf_counter()
     for number, device in enumerate(devices):
@@ -124,7 +126,11 @@ def run(machines: int, days: int, step: float, keep: str | None) -> dict[str, ob
         end = START + timedelta(days=days)
         with session_scope(runtime.sessions) as session:
             principal = principal_of(bootstrap_admin(session, "admin")[0])
-            ids = [s.machine_id for s in session.query(MachineSettings).order_by("machine_id")]
+            ids = [
+                s.machine_id
+                for s in session.query(MachineSettings).order_by("machine_id")
+                if runtime.store.last_before(s.device_id or "", ["state"], end) is not None
+            ]
             timings: dict[str, float] = {}
             results = {}
             for source in ("stored", "raw"):

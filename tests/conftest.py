@@ -35,7 +35,7 @@ def metadata_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 @pytest.fixture
 def settings(tmp_path: Path, metadata_url: str) -> Settings:
-    return Settings(var_dir=tmp_path / "var", database_url=metadata_url)
+    return Settings(var_dir=tmp_path / "var", database_url=metadata_url, console=False)
 
 
 @pytest.fixture

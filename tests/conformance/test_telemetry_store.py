@@ -305,6 +305,25 @@ def test_text_range_query_returns_text_points_in_bounds(store: TelemetryStore) -
     assert store.query_text("d1", [], T0, T0 + HOUR).num_rows == 0
 
 
+def test_latest_of_many_devices_in_one_read(store: TelemetryStore) -> None:
+    rows: list[Row] = [
+        numeric("d1", "a", T0, 1.0),
+        numeric("d1", "a", T0 + MINUTE, 2.0),
+        ("d2", "b", T0, None, "idle", 0),
+        numeric("d3", "a", T0, 5.0),
+    ]
+    store.write(batch(rows))
+    assert store.latest_many(["d1", "d2"]) == [
+        LatestValue("d1", "a", T0 + MINUTE, 2.0, None, 0),
+        LatestValue("d2", "b", T0, None, "idle", 0),
+    ]
+    assert store.latest_many(["d1", "d2", "d3"], ["a"]) == [
+        LatestValue("d1", "a", T0 + MINUTE, 2.0, None, 0),
+        LatestValue("d3", "a", T0, 5.0, None, 0),
+    ]
+    assert store.latest_many([]) == []
+
+
 def test_last_before_is_the_newest_point_strictly_before_a_moment(store: TelemetryStore) -> None:
     rows: list[Row] = [
         numeric("d1", "a", T0, 1.0),

@@ -58,6 +58,10 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = False) -> FastAPI:
     ):
         app.include_router(router)
     _add_operational_routes(app, runtime)
+    if runtime.settings.console:
+        from clusterbrain.ui.mount import mount_console
+
+        mount_console(app, runtime)
     return app
 
 

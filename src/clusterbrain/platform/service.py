@@ -60,10 +60,15 @@ def authenticate_token(session: Session, token: str) -> Principal:
 
 def login(session: Session, username: str, password: str, token_name: str = "login") -> str:
     """Exchange a username and password for a new API token."""
+    return _issue_token(session, check_password(session, username, password), token_name)[1]
+
+
+def check_password(session: Session, username: str, password: str) -> User:
+    """The user, if the password is theirs (the console's sign-in)."""
     user = session.scalar(select(User).where(User.username == username))
     if user is None or not user.password_hash or not verify_password(password, user.password_hash):
         raise Unauthenticated("wrong username or password")
-    return _issue_token(session, user, token_name)[1]
+    return user
 
 
 def _issue_token(session: Session, user: User, name: str) -> tuple[ApiToken, str]:

@@ -54,6 +54,14 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    console: bool = Field(default=True, description="Serve the web console at /console.")
+    console_secret: str = Field(
+        default="", description="Signs console sessions; empty: a random one kept in var_dir."
+    )
+    console_refresh_s: float = Field(default=1.0, description="Live pages poll this often.")
+    console_strict_i18n: bool = Field(
+        default=False, description="Show text missing from the catalogue as ⟦text⟧ (tests)."
+    )
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -122,6 +122,12 @@ class TelemetryStore(Protocol):
         """The newest point of each tag of a device (optionally only some tags)."""
         ...
 
+    def latest_many(
+        self, device_ids: Sequence[str], tags: Sequence[str] | None = None
+    ) -> list[LatestValue]:
+        """:meth:`latest` of many devices in one read (a live overview of a whole shop floor)."""
+        ...
+
     def query_range(
         self,
         device_id: str,

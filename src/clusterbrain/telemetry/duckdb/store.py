@@ -234,6 +234,27 @@ class DuckDBStore:
             for device, tag, ts, value, text, quality in rows
         ]
 
+    def latest_many(
+        self, device_ids: Sequence[str], tags: Sequence[str] | None = None
+    ) -> list[LatestValue]:
+        if not device_ids:
+            return []
+        query = (
+            "SELECT s.device_id, s.tag, l.ts, l.value, l.text, l.quality "
+            "FROM latest l JOIN series s USING (series_id) WHERE list_contains($devices, s.device_id)"
+        )
+        params: dict[str, Any] = {"devices": list(device_ids)}
+        if tags is not None:
+            query += " AND list_contains($tags, s.tag)"
+            params["tags"] = list(tags)
+        rows = self._read(
+            lambda cur: cur.sql(query + " ORDER BY s.device_id, s.tag", params=params).fetchall()
+        )
+        return [
+            LatestValue(device, tag, ts.replace(tzinfo=UTC), value, text, int(quality))
+            for device, tag, ts, value, text, quality in rows
+        ]
+
     def query_range(
         self,
         device_id: str,

@@ -247,6 +247,25 @@ class PostgresStore:
             for device, tag, ts, value, text, quality in rows
         ]
 
+    def latest_many(
+        self, device_ids: Sequence[str], tags: Sequence[str] | None = None
+    ) -> list[LatestValue]:
+        if not device_ids:
+            return []
+        query = (
+            "SELECT s.device_id, s.tag, l.ts, l.value, l.text, l.quality "
+            "FROM latest l JOIN series s USING (series_id) WHERE s.device_id = ANY(%(devices)s)"
+        )
+        params: dict[str, Any] = {"devices": list(device_ids)}
+        if tags is not None:
+            query += " AND s.tag = ANY(%(tags)s)"
+            params["tags"] = list(tags)
+        rows = self._fetch(query + " ORDER BY s.device_id, s.tag", params)
+        return [
+            LatestValue(device, tag, ts.astimezone(UTC), value, text, int(quality))
+            for device, tag, ts, value, text, quality in rows
+        ]
+
     def query_range(
         self,
         device_id: str,

@@ -1,0 +1,157 @@
+"""What the shop floor is doing now: each machine's state, and the KPIs of this shift and day.
+
+Use cases for live views (the console's overview). States come from the newest values of every
+visible machine in one store read; KPIs of the current shift and production day are summed from
+machine time elements per line, site and enterprise, never averaged.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from clusterbrain.platform.models import Line, Machine, Site
+from clusterbrain.platform.service import list_scoped
+from clusterbrain.platform.tenancy import Principal
+from clusterbrain.production.calendar import SiteCalendar, TimeWindow, period_bounds, shifts_between
+from clusterbrain.production.derived import DERIVED_STATE
+from clusterbrain.production.kpi import TimeElements, sum_elements
+from clusterbrain.production.oee_service import (
+    MachineSetup,
+    machine_period_elements,
+    machine_setup,
+    site_calendar,
+)
+from clusterbrain.production.states import MachineState, SignalFrame, sample_states
+from clusterbrain.telemetry.store import LatestValue, TelemetryStore
+
+
+_STATE_NAMES = frozenset(state.value for state in MachineState)
+
+
+@dataclass(frozen=True, slots=True)
+class MachineStatus:
+    machine_id: int
+    name: str
+    kind: str
+    line_id: int
+    state: MachineState
+    since: datetime | None
+    last_seen: datetime | None
+    cycle_time_s: float | None
+    values: dict[str, float | str | None]
+
+
+def machine_statuses(
+    session: Session, store: TelemetryStore, principal: Principal, now: datetime
+) -> list[MachineStatus]:
+    """Every visible machine's state now, from one read of the newest values."""
+    machines = sorted(list_scoped(session, Machine, principal), key=lambda m: (m.line_id, m.name))
+    setups = {m.id: machine_setup(session, m) for m in machines}
+    devices = [s.device_id for s in setups.values() if s.device_id]
+    newest: dict[str, dict[str, LatestValue]] = defaultdict(dict)
+    for value in store.latest_many(devices):
+        newest[value.device_id][value.tag] = value
+    return [
+        _status(m, setups[m.id], newest.get(setups[m.id].device_id or "", {}), now)
+        for m in machines
+    ]
+
+
+def _status(
+    machine: Machine, setup: MachineSetup, latest: dict[str, LatestValue], now: datetime
+) -> MachineStatus:
+    rule_values = [latest[tag] for tag in setup.rules.tags if tag in latest]
+    last_seen = max((v.ts for v in rule_values), default=None)
+    values = {
+        tag: (v.text if v.value is None else v.value)
+        for tag, v in latest.items()
+        if not tag.startswith("$")
+    }
+    cycle = latest.get("cycle_time")
+    state, since = _state_now(setup, latest, rule_values)
+    hold = setup.rules.offline_after_s
+    if last_seen is None or (hold is not None and now - last_seen > timedelta(seconds=hold)):
+        state = MachineState.OFFLINE
+        since = None if last_seen is None else last_seen + timedelta(seconds=hold or 0)
+    return MachineStatus(
+        machine.id,
+        machine.name,
+        machine.kind,
+        machine.line_id,
+        state,
+        since,
+        last_seen,
+        cycle.value if cycle is not None else None,
+        values,
+    )
+
+
+def _state_now(
+    setup: MachineSetup, latest: dict[str, LatestValue], rule_values: list[LatestValue]
+) -> tuple[MachineState, datetime | None]:
+    """The tracker's newest state change, else the state of the newest values themselves."""
+    tracked = latest.get(DERIVED_STATE)
+    if tracked is not None and tracked.text in _STATE_NAMES:
+        return MachineState(tracked.text), tracked.ts
+    if not rule_values:
+        return MachineState.OFFLINE, None
+    newest = max(v.ts for v in rule_values)
+    frame = SignalFrame.from_rows(
+        [(newest, {v.tag: (v.text if v.value is None else v.value) for v in rule_values})],
+        setup.rules.tags,
+    )
+    return sample_states(frame, setup.rules)[-1], None
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeKpis:
+    """Time elements of the current shift and production day, per enterprise, site and line."""
+
+    shift: dict[str, TimeElements]
+    day: dict[str, TimeElements]
+    names: dict[str, str]
+
+
+def scope_kpis(
+    session: Session, store: TelemetryStore, principal: Principal, now: datetime
+) -> ScopeKpis:
+    """Keys: ``enterprise``, ``site:<id>``, ``line:<id>``; windows from each site's calendar."""
+    machines = list_scoped(session, Machine, principal)
+    lines = {line.id: line for line in list_scoped(session, Line, principal)}
+    sites = {site.id: site for site in list_scoped(session, Site, principal)}
+    shift: dict[str, list[TimeElements]] = defaultdict(list)
+    day: dict[str, list[TimeElements]] = defaultdict(list)
+    for machine in machines:
+        line = lines.get(machine.line_id)
+        keys = ["enterprise", f"line:{machine.line_id}"] + (
+            [f"site:{line.site_id}"] if line else []
+        )
+        calendar = site_calendar(session, machine) or SiteCalendar()
+        for window, into in ((current_shift(calendar, now), shift), (today(calendar, now), day)):
+            if window is None or window.start >= now:
+                continue
+            elements = machine_period_elements(session, store, machine, [(window.start, now)])[0][0]
+            for key in keys:
+                into[key].append(elements)
+    names = {f"line:{i}": line.name for i, line in lines.items()}
+    names.update({f"site:{i}": site.name for i, site in sites.items()})
+    return ScopeKpis(
+        {k: sum_elements(v) for k, v in shift.items()},
+        {k: sum_elements(v) for k, v in day.items()},
+        names,
+    )
+
+
+def current_shift(calendar: SiteCalendar, now: datetime) -> TimeWindow | None:
+    for shift in shifts_between(calendar, now - timedelta(hours=26), now + timedelta(seconds=1)):
+        if shift.start_utc <= now < shift.end_utc:
+            return TimeWindow(shift.start_utc, shift.end_utc)
+    return None
+
+
+def today(calendar: SiteCalendar, now: datetime) -> TimeWindow:
+    return period_bounds(calendar, "day", now)

@@ -1,0 +1,75 @@
+"""The frame around every page: header with navigation, language, user and sign-out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from nicegui import ui
+
+from clusterbrain.platform.db import session_scope
+from clusterbrain.platform.models import User
+from clusterbrain.ui.context import Viewer, sign_out
+from clusterbrain.ui.i18n import LANGUAGES
+
+TEXT = {
+    "ClusterBrain": "集群大脑",
+    "Overview": "总览",
+    "Alarms": "报警",
+    "Devices": "设备接入",
+    "Reports": "报表",
+    "Sign out": "退出登录",
+    "Language": "语言",
+    "Loading…": "加载中…",
+}
+
+NAV = (("Overview", "/"), ("Alarms", "/alarms"), ("Devices", "/devices"), ("Reports", "/reports"))
+
+
+@contextmanager
+def frame(viewer: Viewer, title: str) -> Iterator[None]:
+    """Header and a content column; ``title`` is already translated."""
+    ui.page_title(f"{title} · {viewer.t('ClusterBrain')}")
+    ui.colors(primary="#1f4e79")
+    with ui.header().classes("items-center gap-4 px-4 py-2 bg-primary"):
+        ui.label(viewer.t("ClusterBrain")).classes("text-lg font-bold")
+        for text, path in NAV:
+            ui.link(viewer.t(text), path).classes("text-white no-underline").props(
+                f'data-testid="nav-{path.strip("/") or "overview"}"'
+            )
+        ui.space()
+        ui.select(
+            dict(LANGUAGES),
+            value=viewer.language,
+            on_change=lambda e: _set_language(viewer, str(e.value)),
+        ).props('dense dark borderless data-testid="language"').classes("w-24")
+        ui.label(viewer.name).classes("text-sm")
+        ui.button(viewer.t("Sign out"), on_click=_sign_out).props(
+            'flat color=white data-testid="sign-out"'
+        )
+    with ui.column().classes("w-full max-w-screen-xl mx-auto p-4 gap-4"):
+        ui.label(title).classes("text-2xl font-semibold")
+        yield
+
+
+def _set_language(viewer: Viewer, language: str) -> None:
+    if language == viewer.language or language not in LANGUAGES:
+        return
+    with session_scope(viewer.console.runtime.sessions) as session:
+        user = session.get(User, viewer.principal.user_id)
+        if user is not None:
+            user.language = language
+    ui.navigate.reload()
+
+
+def _sign_out() -> None:
+    sign_out()
+    ui.navigate.to("/login")
+
+
+def empty_state(viewer: Viewer, message: str, hint: str) -> None:
+    """What to show instead of an empty table: what it means and what to do next."""
+    with ui.card().classes("w-full items-center p-8 text-center"):
+        ui.icon("info", size="lg").classes("text-grey-6")
+        ui.label(viewer.t(message)).classes("text-lg")
+        ui.label(viewer.t(hint)).classes("text-grey-7")

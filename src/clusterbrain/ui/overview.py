@@ -1,0 +1,216 @@
+"""Overview (总览): this shift's and today's OEE, every machine coloured by state, open alarms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from nicegui import run, ui
+
+from clusterbrain.platform.db import session_scope
+from clusterbrain.production import alarm_api, live
+from clusterbrain.production.kpi import TimeElements, compute_kpis
+from clusterbrain.production.states import MachineState
+from clusterbrain.ui.context import Console, Viewer
+from clusterbrain.ui.layout import empty_state, frame
+
+TEXT = {
+    "This shift": "本班次",
+    "Today": "今日",
+    "Enterprise": "企业",
+    "Machines": "设备",
+    "Open alarms": "未关闭报警",
+    "No open alarms": "没有未关闭的报警",
+    "Alarms appear here when a rule fires.": "报警规则触发后会显示在这里。",
+    "No machines yet": "还没有设备",
+    "Register a device and bind it to a machine to see it here.": "注册设备并绑定到机台后即可在这里看到。",
+    "No shift planned now": "当前没有计划班次",
+    "since": "起",
+    "Cycle time": "节拍",
+    "Good parts": "良品数",
+    "Availability": "可用率",
+    "Performance": "性能率",
+    "Quality": "质量率",
+    "OEE": "OEE",
+    "running": "运行",
+    "idle": "空闲",
+    "unplanned_down": "故障停机",
+    "planned_stop": "计划停机",
+    "setup": "换型调试",
+    "offline": "离线",
+    "Line": "产线",
+    "Site": "厂区",
+}
+
+STATE_COLOURS = {
+    MachineState.RUNNING: "bg-green-6 text-white",
+    MachineState.IDLE: "bg-amber-5 text-black",
+    MachineState.UNPLANNED_DOWN: "bg-red-7 text-white",
+    MachineState.PLANNED_STOP: "bg-blue-grey-4 text-white",
+    MachineState.SETUP: "bg-indigo-5 text-white",
+    MachineState.OFFLINE: "bg-grey-5 text-black",
+}
+
+
+def percent(value: float | None) -> str:
+    """A ratio as a percentage for display.
+
+    >>> percent(0.7917), percent(None)
+    ('79.2 %', '—')
+    """
+    return "—" if value is None else f"{value * 100:.1f} %"
+
+
+def register(console: Console) -> None:
+    @ui.page("/")
+    async def overview_page() -> None:
+        viewer = console.viewer()
+        if viewer is None:
+            ui.navigate.to("/login")
+            return
+        with frame(viewer, viewer.t("Overview")):
+            kpi_area = ui.row().classes("w-full gap-4")
+            with kpi_area:
+                ui.spinner(size="lg")
+            ui.label(viewer.t("Machines")).classes("text-xl")
+            grid = MachineGrid(console, viewer)
+            await grid.build()
+            ui.label(viewer.t("Open alarms")).classes("text-xl")
+            alarms_area = ui.column().classes("w-full")
+            _alarms(console, viewer, alarms_area)
+            ui.timer(console.runtime.settings.console_refresh_s, grid.update)
+            await _kpis(console, viewer, kpi_area)
+
+
+@dataclass
+class _Tile:
+    card: ui.card
+    state: ui.label
+    since: ui.label
+    cycle: ui.label
+    good: ui.label
+    colour: str
+
+
+class MachineGrid:
+    """One tile per machine, updated in place (no re-render) when a refresh arrives."""
+
+    def __init__(self, console: Console, viewer: Viewer) -> None:
+        self.console, self.viewer = console, viewer
+        self.tiles: dict[int, _Tile] = {}
+
+    def _read(self) -> list[live.MachineStatus]:
+        runtime = self.console.runtime
+        with session_scope(runtime.sessions) as session:
+            return live.machine_statuses(
+                session, runtime.store, self.viewer.principal, datetime.now(UTC)
+            )
+
+    async def build(self) -> None:
+        statuses = await run.io_bound(self._read) or []
+        if not statuses:
+            empty_state(
+                self.viewer,
+                "No machines yet",
+                "Register a device and bind it to a machine to see it here.",
+            )
+            return
+        with ui.element("div").classes(
+            "w-full grid gap-2 grid-cols-2 sm:grid-cols-3 md:grid-cols-4 lg:grid-cols-6"
+        ):
+            for status in statuses:
+                colour = STATE_COLOURS[status.state]
+                with (
+                    ui.card()
+                    .classes(f"p-2 cursor-pointer {colour}")
+                    .props(f'data-testid="machine-{status.machine_id}"')
+                    .on(
+                        "click", lambda _e, m=status.machine_id: ui.navigate.to(f"/machines/{m}")
+                    ) as card
+                ):
+                    ui.label(status.name).classes("font-bold")
+                    state = ui.label().props(f'data-testid="state-{status.machine_id}"')
+                    since = ui.label().classes("text-xs")
+                    cycle = ui.label().classes("text-xs")
+                    good = ui.label().classes("text-xs")
+                self.tiles[status.machine_id] = _Tile(card, state, since, cycle, good, colour)
+                self._show(status)
+
+    def _show(self, status: live.MachineStatus) -> None:
+        tile = self.tiles.get(status.machine_id)
+        if tile is None:
+            return
+        t = self.viewer.t
+        colour = STATE_COLOURS[status.state]
+        if colour != tile.colour:
+            tile.card.classes(remove=tile.colour, add=colour)
+            tile.colour = colour
+        tile.state.text = t(status.state.value)
+        tile.since.text = f"{t('since')} {self.viewer.local(status.since, '%H:%M')}"
+        cycle = "—" if status.cycle_time_s is None else f"{status.cycle_time_s:.1f} s"
+        tile.cycle.text = f"{t('Cycle time')}: {cycle}"
+        good = status.values.get("good_count", status.values.get("part_count"))
+        tile.good.text = f"{t('Good parts')}: {'—' if good is None else f'{good:.0f}'}"
+
+    async def update(self) -> None:
+        if not self.tiles:
+            return
+        for status in await run.io_bound(self._read) or []:
+            self._show(status)
+
+
+def _alarms(console: Console, viewer: Viewer, area: ui.column) -> None:
+    with session_scope(console.runtime.sessions) as session:
+        alarms = alarm_api.list_alarms(session, viewer.principal)
+    with area:
+        if not alarms:
+            empty_state(viewer, "No open alarms", "Alarms appear here when a rule fires.")
+            return
+        for alarm in alarms[:10]:
+            with ui.row().classes("w-full items-center gap-4"):
+                ui.badge(alarm.priority).props("color=red" if alarm.active else "color=grey")
+                ui.label(alarm.rule_name).classes("font-medium")
+                ui.label(alarm.message or "").classes("text-grey-7")
+                ui.link("→", "/alarms")
+
+
+async def _kpis(console: Console, viewer: Viewer, area: ui.row) -> None:
+    runtime = console.runtime
+
+    def read() -> live.ScopeKpis:
+        with session_scope(runtime.sessions) as session:
+            return live.scope_kpis(session, runtime.store, viewer.principal, datetime.now(UTC))
+
+    found = await run.io_bound(read)
+    if found is None:
+        return
+    area.clear()
+    with area:
+        for label, elements in (
+            ("This shift", found.shift.get("enterprise")),
+            ("Today", found.day.get("enterprise")),
+        ):
+            _kpi_card(viewer, viewer.t(label), elements)
+        for key in sorted(found.day):
+            if key.startswith("line:"):
+                _kpi_card(viewer, found.names.get(key, key), found.day[key], small=True)
+
+
+def _kpi_card(
+    viewer: Viewer, title: str, elements: TimeElements | None, *, small: bool = False
+) -> None:
+    t = viewer.t
+    with ui.card().classes("p-3 min-w-48"):
+        ui.label(title).classes("text-grey-7")
+        if elements is None:
+            ui.label(t("No shift planned now"))
+            return
+        kpis = compute_kpis(elements)
+        ui.label(f"{t('OEE')} {percent(kpis.oee)}").classes(
+            "text-lg font-bold" if small else "text-3xl font-bold"
+        )
+        ui.label(
+            f"{t('Availability')} {percent(kpis.availability)} · "
+            f"{t('Performance')} {percent(kpis.effectiveness)} · "
+            f"{t('Quality')} {percent(kpis.quality_ratio)}"
+        ).classes("text-xs")
