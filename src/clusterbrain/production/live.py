@@ -28,7 +28,6 @@ from clusterbrain.production.oee_service import (
 from clusterbrain.production.states import MachineState, SignalFrame, sample_states
 from clusterbrain.telemetry.store import LatestValue, TelemetryStore
 
-
 _STATE_NAMES = frozenset(state.value for state in MachineState)
 
 
