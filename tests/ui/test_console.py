@@ -1,0 +1,51 @@
+"""The console in a real browser: sign-in, the live overview, languages, tenancy by URL."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Page, expect
+
+from ui.conftest import LiveConsole, screenshot, sign_in
+
+
+def test_sign_in_refuses_a_wrong_password_then_signs_in(page: Page, console: LiveConsole) -> None:
+    page.goto(console.url("/"))
+    page.wait_for_url(console.url("/login"))
+    page.get_by_test_id("username").fill("manager1")
+    page.get_by_test_id("password").fill("wrong")
+    page.get_by_test_id("sign-in").click()
+    expect(page.get_by_text("用户名或密码错误")).to_be_visible()
+    screenshot(page, "sign-in", "zh-CN")
+    sign_in(page, console, "manager1")
+    expect(page.get_by_test_id("nav-overview")).to_have_text("总览")
+
+
+def test_the_machine_grid_follows_the_simulator(page: Page, console: LiveConsole) -> None:
+    sign_in(page, console, "manager1")
+    tiles = page.locator('[data-testid^="machine-"]')
+    expect(tiles.first).to_be_visible()
+    assert tiles.count() >= 3
+    cycle = page.get_by_text(re.compile(r"节拍: \d+\.\d s")).first
+    expect(cycle).to_be_visible()
+    before = page.locator('[data-testid^="machine-"]').all_inner_texts()
+    changed = False
+    for _ in range(40):  # live values (cycle time, counts) move while the simulator runs
+        page.wait_for_timeout(500)
+        if page.locator('[data-testid^="machine-"]').all_inner_texts() != before:
+            changed = True
+            break
+    assert changed, "the grid never changed although the simulated machines are producing"
+    screenshot(page, "overview", "zh-CN")
+
+
+def test_the_language_switches_to_english_and_back(page: Page, console: LiveConsole) -> None:
+    sign_in(page, console, "manager2")
+    page.get_by_test_id("language").click()
+    page.get_by_role("option", name="English").click()
+    expect(page.get_by_test_id("nav-overview")).to_have_text("Overview")
+    expect(page.locator('[data-testid^="machine-"]').first).to_be_visible()
+    screenshot(page, "overview", "en")
+    page.get_by_test_id("language").click()
+    page.get_by_role("option", name="中文").click()
+    expect(page.get_by_test_id("nav-overview")).to_have_text("总览")
