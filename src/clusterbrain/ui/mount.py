@@ -28,11 +28,11 @@ def mount_console(app: FastAPI, runtime: Runtime) -> None:
 
     from nicegui import ui
 
-    from clusterbrain.ui import auth, layout, overview
+    from clusterbrain.ui import alarms, auth, devices, layout, machines, overview, reports
     from clusterbrain.ui.context import Console
     from clusterbrain.ui.i18n import merge
 
-    modules = (layout, auth, overview)
+    modules = (layout, auth, overview, machines, alarms, devices, reports)
     console = Console(
         runtime,
         merge(module.TEXT for module in modules),
