@@ -8,6 +8,7 @@ machine time elements per line, site and enterprise, never averaged.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -44,25 +45,36 @@ class MachineStatus:
     values: dict[str, float | str | None]
 
 
-def machine_statuses(
-    session: Session, store: TelemetryStore, principal: Principal, now: datetime
-) -> list[MachineStatus]:
-    """Every visible machine's state now, from one read of the newest values."""
+@dataclass(frozen=True, slots=True)
+class Watched:
+    """A machine as a live view reads it (kept by the view between refreshes)."""
+
+    machine_id: int
+    name: str
+    kind: str
+    line_id: int
+    setup: MachineSetup
+
+
+def watched_machines(session: Session, principal: Principal) -> list[Watched]:
+    """Every visible machine with how it is read, by line and name."""
     machines = sorted(list_scoped(session, Machine, principal), key=lambda m: (m.line_id, m.name))
-    setups = {m.id: machine_setup(session, m) for m in machines}
-    devices = [s.device_id for s in setups.values() if s.device_id]
+    return [Watched(m.id, m.name, m.kind, m.line_id, machine_setup(session, m)) for m in machines]
+
+
+def machine_statuses(
+    store: TelemetryStore, machines: Sequence[Watched], now: datetime
+) -> list[MachineStatus]:
+    """Each machine's state now, from one read of the newest values of all their devices."""
+    devices = [m.setup.device_id for m in machines if m.setup.device_id]
     newest: dict[str, dict[str, LatestValue]] = defaultdict(dict)
     for value in store.latest_many(devices):
         newest[value.device_id][value.tag] = value
-    return [
-        _status(m, setups[m.id], newest.get(setups[m.id].device_id or "", {}), now)
-        for m in machines
-    ]
+    return [_status(m, newest.get(m.setup.device_id or "", {}), now) for m in machines]
 
 
-def _status(
-    machine: Machine, setup: MachineSetup, latest: dict[str, LatestValue], now: datetime
-) -> MachineStatus:
+def _status(machine: Watched, latest: dict[str, LatestValue], now: datetime) -> MachineStatus:
+    setup = machine.setup
     rule_values = [latest[tag] for tag in setup.rules.tags if tag in latest]
     last_seen = max((v.ts for v in rule_values), default=None)
     values = {
@@ -77,7 +89,7 @@ def _status(
         state = MachineState.OFFLINE
         since = None if last_seen is None else last_seen + timedelta(seconds=hold or 0)
     return MachineStatus(
-        machine.id,
+        machine.machine_id,
         machine.name,
         machine.kind,
         machine.line_id,

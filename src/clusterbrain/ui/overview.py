@@ -42,6 +42,8 @@ TEXT = {
     "Site": "厂区",
 }
 
+KPI_REFRESH_S = 30.0
+
 STATE_COLOURS = {
     MachineState.RUNNING: "bg-green-6 text-white",
     MachineState.IDLE: "bg-amber-5 text-black",
@@ -79,6 +81,7 @@ def register(console: Console) -> None:
             alarms_area = ui.column().classes("w-full")
             _alarms(console, viewer, alarms_area)
             ui.timer(console.runtime.settings.console_refresh_s, grid.update)
+            ui.timer(KPI_REFRESH_S, lambda: _kpis(console, viewer, kpi_area))
             await _kpis(console, viewer, kpi_area)
 
 
@@ -98,13 +101,14 @@ class MachineGrid:
     def __init__(self, console: Console, viewer: Viewer) -> None:
         self.console, self.viewer = console, viewer
         self.tiles: dict[int, _Tile] = {}
+        self.machines: list[live.Watched] | None = None
 
     def _read(self) -> list[live.MachineStatus]:
         runtime = self.console.runtime
-        with session_scope(runtime.sessions) as session:
-            return live.machine_statuses(
-                session, runtime.store, self.viewer.principal, datetime.now(UTC)
-            )
+        if self.machines is None:
+            with session_scope(runtime.sessions) as session:
+                self.machines = live.watched_machines(session, self.viewer.principal)
+        return live.machine_statuses(runtime.store, self.machines, datetime.now(UTC))
 
     async def build(self) -> None:
         statuses = await run.io_bound(self._read) or []
@@ -200,7 +204,7 @@ def _kpi_card(
     viewer: Viewer, title: str, elements: TimeElements | None, *, small: bool = False
 ) -> None:
     t = viewer.t
-    with ui.card().classes("p-3 min-w-48"):
+    with ui.card().classes("p-3 min-w-48").props('data-testid="kpi-card"'):
         ui.label(title).classes("text-grey-7")
         if elements is None:
             ui.label(t("No shift planned now"))

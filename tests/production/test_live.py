@@ -1,0 +1,66 @@
+"""Live views: machine states now, and KPIs of this shift and day summed per scope."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+
+from clusterbrain.api.runtime import Runtime
+from clusterbrain.platform.db import session_scope
+from clusterbrain.platform.service import authenticate_token
+from clusterbrain.production import live
+from clusterbrain.production.calendar import SiteCalendar
+from clusterbrain.production.kpi import compute_kpis
+from clusterbrain.production.states import MachineState
+from support.production import CALENDAR, MIN, SHIFT_START, worked_shift_table
+from support.world import World
+
+
+def test_states_now_from_the_tracker_and_offline_after_silence(
+    runtime: Runtime, world: World
+) -> None:
+    table = worked_shift_table(world.a.device_id)
+    runtime.store.write(table)
+    runtime.tracker.process(table)
+    with session_scope(runtime.sessions) as session:
+        principal = authenticate_token(session, world.a.token)
+        machines = live.watched_machines(session, principal)
+    assert [m.machine_id for m in machines] == [world.a.machine_id]
+    during = live.machine_statuses(runtime.store, machines, SHIFT_START + 480 * MIN)
+    assert during[0].state is MachineState.UNPLANNED_DOWN
+    assert during[0].since == SHIFT_START + 450 * MIN
+    assert during[0].values["good_count"] == 380
+    later = live.machine_statuses(runtime.store, machines, SHIFT_START + 600 * MIN)
+    assert later[0].state is MachineState.OFFLINE
+    assert later[0].since == SHIFT_START + 485 * MIN  # last sample + 300 s
+
+
+def test_shift_and_day_kpis_per_scope_are_sums(
+    client: TestClient, runtime: Runtime, world: World
+) -> None:
+    url = f"/api/v1/sites/{world.a.site_id}/calendar"
+    assert client.put(url, json=CALENDAR, headers=world.a.headers).status_code == 200
+    table = worked_shift_table(world.a.device_id)
+    runtime.store.write(table)
+    now = SHIFT_START + 240 * MIN  # inside the day shift, after the first stop
+    with session_scope(runtime.sessions) as session:
+        principal = authenticate_token(session, world.a.token)
+        found = live.scope_kpis(session, runtime.store, principal, now)
+    assert set(found.day) == {"enterprise", f"line:{world.a.line_id}", f"site:{world.a.site_id}"}
+    assert found.day["enterprise"] == found.day[f"line:{world.a.line_id}"]
+    assert found.names[f"line:{world.a.line_id}"]
+    shift = compute_kpis(found.shift["enterprise"])
+    assert shift.availability == 210 / 240  # down from minute 200 to 230
+    assert found.shift["enterprise"] == found.day["enterprise"]  # one shift a day
+
+
+def test_current_shift_and_day_windows() -> None:
+    calendar = SiteCalendar.model_validate(
+        {"pattern": {"shifts": [{"name": "day", "start": "08:00", "end": "16:00"}]}}
+    )
+    inside = live.current_shift(calendar, SHIFT_START + timedelta(hours=1))
+    assert inside is not None and inside.start == SHIFT_START
+    assert live.current_shift(calendar, SHIFT_START + timedelta(hours=9)) is None
+    day = live.today(calendar, SHIFT_START + timedelta(hours=9))
+    assert day.start == SHIFT_START and day.end - day.start == timedelta(days=1)
