@@ -45,6 +45,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/kpi_live.py
+	$(BIN)/python bench/kpi_year.py --keep var/bench/kpi-year
+	$(BIN)/python bench/alarms.py
+	$(BIN)/python bench/console.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
