@@ -8,8 +8,9 @@ from fastapi.testclient import TestClient
 
 from clusterbrain.api.runtime import Runtime
 from clusterbrain.platform.db import session_scope
+from clusterbrain.platform.models import Machine
 from clusterbrain.platform.service import authenticate_token
-from clusterbrain.production import live
+from clusterbrain.production import live, oee_service
 from clusterbrain.production.calendar import SiteCalendar
 from clusterbrain.production.kpi import compute_kpis
 from clusterbrain.production.states import MachineState
@@ -64,3 +65,25 @@ def test_current_shift_and_day_windows() -> None:
     assert live.current_shift(calendar, SHIFT_START + timedelta(hours=9)) is None
     day = live.today(calendar, SHIFT_START + timedelta(hours=9))
     assert day.start == SHIFT_START and day.end - day.start == timedelta(days=1)
+
+
+def test_a_period_in_progress_counts_planned_time_only_until_now(
+    client: TestClient, runtime: Runtime, world: World
+) -> None:
+    url = f"/api/v1/sites/{world.a.site_id}/calendar"
+    assert client.put(url, json=CALENDAR, headers=world.a.headers).status_code == 200
+    runtime.store.write(worked_shift_table(world.a.device_id))
+    shift = (SHIFT_START, SHIFT_START + 480 * MIN)
+    with session_scope(runtime.sessions) as session:
+        machine = session.get(Machine, world.a.machine_id)
+        assert machine is not None
+        halfway = SHIFT_START + 240 * MIN
+        (elements,), _ = oee_service.machine_period_elements(
+            session, runtime.store, machine, [shift], now=halfway
+        )
+        (whole,), _ = oee_service.machine_period_elements(
+            session, runtime.store, machine, [shift], now=SHIFT_START + timedelta(days=1)
+        )
+    assert elements.planned_busy_time == 240 * 60
+    assert elements.actual_unit_down_time == 30 * 60
+    assert whole.planned_busy_time == 480 * 60

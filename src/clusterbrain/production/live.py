@@ -145,7 +145,9 @@ def scope_kpis(
         for window, into in ((current_shift(calendar, now), shift), (today(calendar, now), day)):
             if window is None or window.start >= now:
                 continue
-            elements = machine_period_elements(session, store, machine, [(window.start, now)])[0][0]
+            elements = machine_period_elements(
+                session, store, machine, [(window.start, now)], now=now
+            )[0][0]
             for key in keys:
                 into[key].append(elements)
     names = {f"line:{i}": line.name for i, line in lines.items()}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import numpy as np
@@ -356,13 +356,23 @@ def machine_period_elements(
     machine: Machine,
     periods: Sequence[tuple[datetime, datetime]],
     source: Source = "auto",
+    now: datetime | None = None,
 ) -> tuple[list[TimeElements], StateRuns]:
     """Time elements of one machine in each of ``periods`` (disjoint, in time order), with the
-    state intervals of the whole span; states and counts are read once for all periods."""
+    state intervals of the whole span; states and counts are read once for all periods.
+
+    Planned time counts only until ``now`` (default: the clock), so a shift in progress is
+    measured on the part that has passed, not charged with the rest as lost time.
+    """
     start, end = periods[0][0], periods[-1][1]
     setup = machine_setup(session, machine)
     stored = uses_stored(store, setup, start, source)
-    operation, down = planned_windows(site_calendar(session, machine), start, end)
+    passed = min(end, now or datetime.now(UTC))
+    operation, down = (
+        planned_windows(site_calendar(session, machine), start, passed)
+        if passed > start
+        else ([], [])
+    )
     runs = machine_runs(store, setup, start, end, stored)
     orders = session.scalars(
         select(ProductionOrder).where(
