@@ -29,6 +29,12 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
+# Commit when the route function returns, before the response is sent: a client that has its
+# answer can rely on what it created being there, and a failed commit is an error response,
+# not a success followed by lost data.
+_session = Depends(get_session, scope="function")
+
+
 def bearer_token(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> str:
@@ -39,10 +45,10 @@ def bearer_token(
 
 def get_principal(
     token: Annotated[str, Depends(bearer_token)],
-    session: Annotated[Session, Depends(get_session)],
+    session: Annotated[Session, _session],
 ) -> Principal:
     return authenticate_token(session, token)
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, _session]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
