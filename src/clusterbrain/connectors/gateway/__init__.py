@@ -1,0 +1,1 @@
+"""The edge gateway: reads field devices, spools, and publishes to the platform over MQTT."""
