@@ -304,8 +304,17 @@ _SCALAR_FIELDS: Final = frozenset(
 )
 
 
+def _text(value: object, what: str) -> str:
+    """A proto2 string field; upb hands out invalid UTF-8 as bytes instead of refusing it."""
+    if not isinstance(value, str):
+        raise PayloadError(f"malformed Sparkplug B payload: {what} is not valid UTF-8")
+    return value
+
+
 def _raw_of(metric: pb.Payload.Metric) -> RawValue | None:
     field = metric.WhichOneof("value")
+    if field == "string_value":
+        return _text(metric.string_value, "a string value")
     if field in _SCALAR_FIELDS or field == "bytes_value":
         raw: RawValue = getattr(metric, field)
         return raw
@@ -323,7 +332,7 @@ def _metric_from_pb(metric: pb.Payload.Metric) -> Metric:
         except PayloadError:
             value = None  # the session reports it with the metric's name; decoding goes on
     return Metric(
-        name=str(metric.name) if metric.HasField("name") else None,
+        name=_text(metric.name, "a metric name") if metric.HasField("name") else None,
         alias=int(metric.alias) if metric.HasField("alias") else None,
         timestamp_ms=int(metric.timestamp) if metric.HasField("timestamp") else None,
         datatype=datatype,
@@ -352,7 +361,7 @@ def decode_payload(data: bytes) -> Payload:
             timestamp_ms=int(message.timestamp) if message.HasField("timestamp") else None,
             seq=int(message.seq) if message.HasField("seq") else None,
             metrics=tuple(_metric_from_pb(m) for m in message.metrics),
-            uuid=str(message.uuid) if message.HasField("uuid") else None,
+            uuid=_text(message.uuid, "the uuid") if message.HasField("uuid") else None,
             body=bytes(message.body) if message.HasField("body") else None,
         )
     # DecodeError for bad wire data; the others for invalid UTF-8 in a string field or nesting too
