@@ -125,3 +125,43 @@ def test_fuzzed_payloads_never_stop_the_worker(
         assert runtime.pipeline.submit(message, timeout=5)
     assert finished.wait(20)
     assert all(o.points > 0 or o.rejections for o in done)
+
+
+def _decoded(payload: Any) -> tuple[PointColumns, list[Any]]:
+    out = PointColumns()
+    rejections = decode_message(json.dumps(payload).encode(), SPEC, "dev-1", NOW_US, out)
+    return out, rejections
+
+
+def test_a_source_reported_quality_is_kept_and_never_better_than_the_range_check() -> None:
+    sample = {
+        "ts": 1_789_999_999_000,
+        "values": {"t": 50.0, "n": None, "s": "ok", "b": True},
+        "quality": {"t": "uncertain", "n": "bad"},
+    }
+    out, rejections = _decoded(sample)
+    assert rejections == []
+    stored = dict(zip(out.tag, zip(out.value, out.quality, strict=True), strict=True))
+    assert stored == {"t": (50.0, 1), "n": (None, 2), "s": (None, 0), "b": (1.0, 0)}
+    out, _ = _decoded({**sample, "values": {"t": 500.0}, "quality": {"t": "good"}})
+    assert out.quality == [1]  # out of range stays uncertain even when the source says good
+
+
+def test_a_null_value_needs_a_bad_quality_and_unknown_qualities_are_refused() -> None:
+    out, rejections = _decoded({"values": {"t": None}, "quality": {"t": "uncertain"}})
+    assert len(out) == 0 and [r.reason for r in rejections] == [Reason.WRONG_TYPE]
+    out, rejections = _decoded({"values": {"t": 1.0}, "quality": {"t": "grey"}})
+    assert len(out) == 0 and [r.reason for r in rejections] == [Reason.BAD_STRUCTURE]
+    assert "quality" in rejections[0].detail
+
+
+def test_data_via_a_gateway_is_accepted_only_from_the_device_s_own_gateway() -> None:
+    behind = DeviceSpec("meter-1", 1, True, {"t": TagRule(TagKind.FLOAT)}, gateway_id="gw-1")
+    payload = json.dumps({"values": {"t": 1.0}}).encode()
+    for via, spec, stored in (("gw-1", behind, 1), ("gw-2", behind, 0), ("gw-1", SPEC, 0)):
+        out = PointColumns()
+        rejections = decode_message(payload, spec, spec.device_id, NOW_US, out, via=via)
+        assert len(out) == stored
+        assert [r.reason for r in rejections] == ([] if stored else [Reason.NOT_BEHIND_GATEWAY])
+    out = PointColumns()
+    assert decode_message(payload, behind, "meter-1", NOW_US, out) == [] and len(out) == 1

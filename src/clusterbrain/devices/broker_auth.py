@@ -122,9 +122,13 @@ def device_acls(device_id: str) -> list[Acl]:
     """Own topics only; the trailing denies make the role safe under a permissive default."""
     base = f"cb/v1/{device_id}"
     acls = [Acl("publishClientSend", f"{base}/{kind}") for kind in DEVICE_PUBLISH_KINDS]
+    # a gateway publishes the devices it reads under its own id; ingest checks the binding
+    acls += [Acl("publishClientSend", f"{base}/gateway/+/{kind}") for kind in DEVICE_PUBLISH_KINDS]
     acls += [
         Acl("subscribePattern", f"{base}/commands"),
         Acl("publishClientReceive", f"{base}/commands"),
+        Acl("subscribePattern", f"{base}/gateway/+/commands"),
+        Acl("publishClientReceive", f"{base}/gateway/+/commands"),
         Acl("publishClientSend", "#", allow=False, priority=DENY_PRIORITY),
         Acl("subscribePattern", "#", allow=False, priority=DENY_PRIORITY),
     ]
@@ -136,13 +140,14 @@ def service_acls() -> list[Acl]:
     (dynsec 2.0.11 checks the full ``$share/<group>/...`` filter), and send commands."""
     acls: list[Acl] = []
     for kind in SERVICE_SUBSCRIBE_KINDS:
-        topic = f"cb/v1/+/{kind}"
-        acls += [
-            Acl("subscribePattern", topic),
-            Acl("subscribePattern", f"$share/+/{topic}"),
-            Acl("publishClientReceive", topic),
-        ]
+        for topic in (f"cb/v1/+/{kind}", f"cb/v1/+/gateway/+/{kind}"):
+            acls += [
+                Acl("subscribePattern", topic),
+                Acl("subscribePattern", f"$share/+/{topic}"),
+                Acl("publishClientReceive", topic),
+            ]
     acls.append(Acl("publishClientSend", "cb/v1/+/commands"))
+    acls.append(Acl("publishClientSend", "cb/v1/+/gateway/+/commands"))
     return acls
 
 

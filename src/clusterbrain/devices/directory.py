@@ -71,7 +71,8 @@ class SqlDeviceDirectory:
                 tag.name: TagRule(TagKind(tag.data_type), tag.min_value, tag.max_value)
                 for tag in tags
             }
-            spec = DeviceSpec(device.id, device.enterprise_id, device.revoked_at is None, rules)
+            active = device.revoked_at is None
+            spec = DeviceSpec(device.id, device.enterprise_id, active, rules, device.gateway_id)
             return spec, device.secret_hash
 
     def touch(self, device_ids: Iterable[str], at: datetime) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from clusterbrain.platform.db import Base, UTCDateTime, utcnow
@@ -43,6 +43,8 @@ class ProfileTag(Base):
     max_value: Mapped[float | None] = mapped_column(Float, nullable=True)
     description_en: Mapped[str] = mapped_column(Text, default="")
     description_zh: Mapped[str] = mapped_column(Text, default="")
+    writable: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Commands may set it (a setpoint), within min_value..max_value."""
     profile: Mapped[DeviceProfile] = relationship(back_populates="tags")
 
 
@@ -59,6 +61,10 @@ class Device(Base):
         ForeignKey("machines.id", ondelete="SET NULL"), nullable=True, index=True
     )
     profile_id: Mapped[int] = mapped_column(ForeignKey("device_profiles.id"), index=True)
+    gateway_id: Mapped[str | None] = mapped_column(
+        ForeignKey("devices.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    """The edge gateway that reads this device and publishes its data under its own topics."""
     name: Mapped[str] = mapped_column(String(200), default="")
     secret_hash: Mapped[str] = mapped_column(String(64))
     secret_rotated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

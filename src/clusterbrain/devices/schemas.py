@@ -20,6 +20,9 @@ class TagIn(BaseModel):
     max_value: float | None = None
     description_en: str = ""
     description_zh: str = ""
+    writable: bool = Field(
+        default=False, description="Commands may set it, within min_value..max_value."
+    )
 
 
 class TagOut(TagIn):
@@ -58,12 +61,16 @@ class DeviceIn(BaseModel):
     device_id: str | None = Field(
         default=None, pattern=DEVICE_ID_PATTERN, description="Generated when omitted."
     )
+    gateway_id: str | None = Field(
+        default=None, description="The edge gateway (a device of the same enterprise) reading it."
+    )
 
 
 class DevicePatch(BaseModel):
     name: str | None = Field(default=None, max_length=200)
     machine_id: int | None = None
     profile_id: int | None = None
+    gateway_id: str | None = Field(default=None, description="'' detaches it from its gateway.")
 
 
 class DeviceOut(BaseModel):
@@ -73,6 +80,7 @@ class DeviceOut(BaseModel):
     enterprise_id: int
     machine_id: int | None
     profile_id: int
+    gateway_id: str | None = None
     name: str
     revoked: bool
     online: bool

@@ -124,12 +124,14 @@ def register_device(
     device_id = data.device_id or new_device_id()
     if session.get(Device, device_id) is not None:
         raise Conflict(f"device id {device_id!r} is taken", field="device_id")
+    gateway_id = _gateway_of(session, principal, data.gateway_id, profile.enterprise_id, device_id)
     secret = new_secret("cbd")
     device = Device(
         id=device_id,
         enterprise_id=profile.enterprise_id,
         machine_id=data.machine_id,
         profile_id=profile.id,
+        gateway_id=gateway_id,
         name=data.name,
         secret_hash=hash_secret(secret),
     )
@@ -137,6 +139,18 @@ def register_device(
     session.flush()
     broker.upsert_device(device_id, secret)
     return device, secret
+
+
+def _gateway_of(
+    session: Session, principal: Principal, gateway_id: str | None, enterprise_id: int, own: str
+) -> str | None:
+    """A gateway must be a device of the same enterprise, and not the device itself."""
+    if not gateway_id:
+        return None
+    gateway = get_visible(session, Device, gateway_id, principal, "gateway", field="gateway_id")
+    if gateway.enterprise_id != enterprise_id or gateway.id == own:
+        raise NotFound(f"gateway {gateway_id!r} not found", field="gateway_id")
+    return gateway.id
 
 
 def _scoped_ref(
@@ -167,6 +181,10 @@ def update_device(
         device.machine_id = machine.id
     if patch.name is not None:
         device.name = patch.name
+    if patch.gateway_id is not None:
+        device.gateway_id = _gateway_of(
+            session, principal, patch.gateway_id, device.enterprise_id, device.id
+        )
     return device
 
 
@@ -226,6 +244,7 @@ def device_out(device: Device, now: datetime | None = None) -> schemas.DeviceOut
         enterprise_id=device.enterprise_id,
         machine_id=device.machine_id,
         profile_id=device.profile_id,
+        gateway_id=device.gateway_id,
         name=device.name,
         revoked=device.revoked_at is not None,
         online=device.revoked_at is None and is_online(device.last_seen_at, now or utcnow()),

@@ -29,3 +29,5 @@ class DeviceSpec:
     enterprise_id: int
     active: bool
     tags: Mapping[str, TagRule] = field(default_factory=dict)
+    gateway_id: str | None = None
+    """Only this gateway may publish the device's data (``cb/v1/<gateway>/gateway/<id>/...``)."""

@@ -5,7 +5,9 @@ Payload (DESIGN.md §4), JSON::
     {"ts": "2026-11-25T02:40:00.123456Z", "values": {"cycle_time": 21.3, "state": "running"}}
 
 or a list of such objects. ``ts`` is ISO 8601 (naive means UTC) or epoch milliseconds; without
-``ts`` the receive time is used. A message-level fault (bad JSON, unknown device, ...) rejects the
+``ts`` the receive time is used. A source that knows the quality of its values (a gateway reading
+OPC UA status codes, a failed Modbus read) adds ``"quality": {"<tag>": "uncertain" | "bad"}``;
+a tag marked bad may carry ``null`` (no value could be read). A message-level fault (bad JSON, unknown device, ...) rejects the
 whole message; a sample-level fault (unknown tag, wrong type, future timestamp) rejects only those
 values, and the rest is stored. Every rejected value ends in a dead letter with its reason.
 """
@@ -41,6 +43,7 @@ class Reason(enum.StrEnum):
     BAD_STRUCTURE = "bad_structure"
     UNKNOWN_DEVICE = "unknown_device"
     REVOKED_DEVICE = "revoked_device"
+    NOT_BEHIND_GATEWAY = "not_behind_gateway"
     UNKNOWN_TAG = "unknown_tag"
     WRONG_TYPE = "wrong_type"
     BAD_TIMESTAMP = "bad_timestamp"
@@ -105,14 +108,21 @@ def decode_message(
     now_us: int,
     out: PointColumns,
     limits: Limits = Limits(),
+    via: str = "",
 ) -> list[Rejection]:
-    """Append the valid points of one message to ``out``; return what was rejected and why."""
+    """Append the valid points of one message to ``out``; return what was rejected and why.
+
+    ``via`` is the gateway whose topic the message came on: the device must be bound to it.
+    """
     if len(payload) > limits.max_payload_bytes:
         return [Rejection(Reason.OVERSIZED, f"{len(payload)} bytes > {limits.max_payload_bytes}")]
     if spec is None:
         return [Rejection(Reason.UNKNOWN_DEVICE, f"no device {device_id!r} is registered")]
     if not spec.active:
         return [Rejection(Reason.REVOKED_DEVICE, f"device {device_id!r} is revoked")]
+    if via and spec.gateway_id != via:
+        detail = f"device {device_id!r} is not bound to gateway {via!r}"
+        return [Rejection(Reason.NOT_BEHIND_GATEWAY, detail)]
     try:
         document = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
@@ -161,6 +171,10 @@ def _decode_sample(
         detail = f"[{index}] timestamp is {ahead:.0f} s in the future"
         rejections.append(Rejection(Reason.FUTURE_TIMESTAMP, detail, len(values)))
         return
+    marks = sample.get("quality")
+    if marks is not None:
+        _decode_marked_sample(values, marks, index, ts_us, spec, out, rejections)
+        return
     # The hot loop of ingest: numbers for numeric tags are checked inline (what convert_value
     # does, without its calls); the sample's device and timestamp are added once per sample.
     rules = spec.tags
@@ -205,6 +219,41 @@ def _decode_sample(
 
 _FLOAT = TagKind.FLOAT
 _INT = TagKind.INT
+QUALITY_NAMES = {"good": GOOD, "uncertain": UNCERTAIN, "bad": int(Quality.BAD)}
+
+
+def _decode_marked_sample(
+    values: Mapping[str, Any],
+    marks: Any,
+    index: int,
+    ts_us: int,
+    spec: DeviceSpec,
+    out: PointColumns,
+    rejections: list[Rejection],
+) -> None:
+    """A sample whose source reports qualities: the worse of the source's and the range check's."""
+    if not isinstance(marks, dict) or any(
+        not isinstance(q, str) or q not in QUALITY_NAMES for q in marks.values()
+    ):
+        detail = f"[{index}] 'quality' must map tags to one of {', '.join(QUALITY_NAMES)}"
+        rejections.append(Rejection(Reason.BAD_STRUCTURE, detail, len(values)))
+        return
+    for tag, raw in values.items():
+        rule = spec.tags.get(tag)
+        if rule is None:
+            rejections.append(Rejection(Reason.UNKNOWN_TAG, f"[{index}] tag {tag!r}", 1))
+            continue
+        marked = QUALITY_NAMES[marks.get(tag, "good")]
+        if raw is None and marked == int(Quality.BAD):
+            out.append(spec.device_id, tag, ts_us, None, None, marked)
+            continue
+        converted = convert_value(raw, rule)
+        if converted is None:
+            detail = f"[{index}] tag {tag!r} expects {rule.kind.value}, got {_brief(raw)}"
+            rejections.append(Rejection(Reason.WRONG_TYPE, detail, 1))
+            continue
+        value, text, quality = converted
+        out.append(spec.device_id, tag, ts_us, value, text, max(quality, marked))
 
 
 def _brief(raw: Any) -> str:

@@ -42,6 +42,8 @@ class RawMessage:
     source: str
     topic: str = ""
     on_done: Callable[[MessageOutcome], None] | None = None
+    via: str = ""
+    """The gateway whose topic carried the message, if any."""
 
 
 class DeviceDirectory(Protocol):
@@ -210,7 +212,13 @@ class IngestPipeline:
                 spec = specs[device_id] = self._directory.lookup(device_id)
             before = len(columns)
             rejections = decode_message(
-                message.payload, spec, message.device_id, now_us, columns, self._config.limits
+                message.payload,
+                spec,
+                message.device_id,
+                now_us,
+                columns,
+                self._config.limits,
+                message.via,
             )
             outcome = MessageOutcome(len(columns) - before, rejections)
             outcomes.append(outcome)

@@ -22,6 +22,7 @@ from clusterbrain.telemetry.pipeline import IngestPipeline, MessageOutcome, RawM
 
 log = logging.getLogger(__name__)
 TELEMETRY_FILTER = "cb/v1/+/telemetry"
+GATEWAY_FILTER = "cb/v1/+/gateway/+/telemetry"
 SESSION_EXPIRY_S = 7 * 24 * 3600
 RECEIVE_MAXIMUM = 65_535
 
@@ -38,17 +39,17 @@ class MqttIngestConfig:
     keepalive: int = 30
 
 
-def subscription_topic(config: MqttIngestConfig) -> str:
-    """The topic filter: shared among workers on MQTT 5, plain on 3.1.1.
+def subscription_topics(config: MqttIngestConfig) -> list[str]:
+    """The topic filters (devices' own, and gateways'): shared among workers on MQTT 5.
 
-    >>> subscription_topic(MqttIngestConfig())
-    '$share/ingest/cb/v1/+/telemetry'
-    >>> subscription_topic(MqttIngestConfig(protocol="3.1.1"))
-    'cb/v1/+/telemetry'
+    >>> subscription_topics(MqttIngestConfig())
+    ['$share/ingest/cb/v1/+/telemetry', '$share/ingest/cb/v1/+/gateway/+/telemetry']
+    >>> subscription_topics(MqttIngestConfig(protocol="3.1.1"))
+    ['cb/v1/+/telemetry', 'cb/v1/+/gateway/+/telemetry']
     """
     if config.protocol == "5" and config.shared_group:
-        return f"$share/{config.shared_group}/{TELEMETRY_FILTER}"
-    return TELEMETRY_FILTER
+        return [f"$share/{config.shared_group}/{f}" for f in (TELEMETRY_FILTER, GATEWAY_FILTER)]
+    return [TELEMETRY_FILTER, GATEWAY_FILTER]
 
 
 def device_id_of(topic: str) -> str | None:
@@ -57,10 +58,25 @@ def device_id_of(topic: str) -> str | None:
     >>> device_id_of("cb/v1/dev-1/telemetry"), device_id_of("other/x")
     ('dev-1', None)
     """
+    return route_of(topic)[0] or None
+
+
+def route_of(topic: str) -> tuple[str, str]:
+    """(device id, gateway id) of a telemetry topic; a device's own topic has no gateway.
+
+    >>> route_of("cb/v1/gw-1/gateway/meter-7/telemetry"), route_of("cb/v1/dev-1/telemetry")
+    (('meter-7', 'gw-1'), ('dev-1', ''))
+    >>> route_of("cb/v1/gw-1/gateway//telemetry"), route_of("x/y")
+    (('', 'gw-1'), ('', ''))
+    """
     parts = topic.split("/")
-    if len(parts) == 4 and parts[0] == "cb" and parts[1] == "v1" and parts[3] == "telemetry":
-        return parts[2] or None
-    return None
+    if len(parts) < 4 or parts[0] != "cb" or parts[1] != "v1" or parts[-1] != "telemetry":
+        return "", ""
+    if len(parts) == 4:
+        return parts[2], ""
+    if len(parts) == 6 and parts[3] == "gateway":
+        return parts[4], parts[2]
+    return "", ""
 
 
 class MqttIngest:
@@ -139,7 +155,7 @@ class MqttIngest:
             self.connect_failures += 1
             log.error("MQTT connect refused: %s", reason)
             return
-        client.subscribe(subscription_topic(self._config), qos=1)
+        client.subscribe([(topic, 1) for topic in subscription_topics(self._config)])
         self._connected.set()
         log.info("MQTT ingest connected to %s:%s", self._config.host, self._config.port)
 
@@ -151,14 +167,16 @@ class MqttIngest:
 
     def _on_message(self, client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         topic = msg.topic
-        device_id = device_id_of(topic) or ""
+        device_id, gateway_id = route_of(topic)
         mid, qos = msg.mid, msg.qos
 
         def ack(_outcome: MessageOutcome) -> None:
             if qos > 0:
                 client.ack(mid, qos)
 
-        message = RawMessage(device_id, bytes(msg.payload), "mqtt", topic, on_done=ack)
+        message = RawMessage(
+            device_id, bytes(msg.payload), "mqtt", topic, on_done=ack, via=gateway_id
+        )
         # Blocks this network thread while the queue is full: back-pressure to the broker.
         # QoS 0 has no redelivery, so it is shed (and counted) after a short wait instead.
         self._pipeline.submit(message, timeout=None if qos > 0 else 1.0)
