@@ -81,7 +81,6 @@ _INT_RANGE: dict[DataType, tuple[int, int]] = {
     "int64": (-(2**63), 2**63 - 1),
     "uint64": (0, 2**64 - 1),
 }
-_FLOAT32_MAX = 3.4028234663852886e38
 _TAG_NAME = re.compile(TAG_NAME_PATTERN)
 
 MODBUS_EXCEPTIONS: dict[int, str] = {
@@ -379,8 +378,12 @@ def to_raw(tag: ModbusTag, value: object) -> int | float:
         if not lo <= rounded <= hi:
             raise ValueError(f"{value} is raw {rounded}, outside the {tag.type} range {lo}..{hi}")
         return rounded
-    if tag.type == "float32" and abs(raw) > _FLOAT32_MAX:
-        raise ValueError(f"{value} is raw {raw:g}, beyond the float32 range")
+    if tag.type == "float32":
+        try:
+            # struct knows the float32 rounding: 3.4028235e38 is the largest float32, not beyond it
+            struct.pack(">f", raw)
+        except OverflowError:
+            raise ValueError(f"{value} is raw {raw:g}, beyond the float32 range") from None
     return raw
 
 
