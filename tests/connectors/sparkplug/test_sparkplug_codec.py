@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from clusterbrain.connectors.source import Value
 from clusterbrain.connectors.sparkplug import codec
 from clusterbrain.connectors.sparkplug import sparkplug_b_pb2 as pb
 from clusterbrain.connectors.sparkplug.codec import (
@@ -218,7 +219,7 @@ def test_data_sets_decode_without_a_value() -> None:
     ],
 )
 def test_encoding_refuses_values_that_do_not_fit(
-    datatype: DataType, value: codec.Value, reason: str
+    datatype: DataType, value: Value, reason: str
 ) -> None:
     with pytest.raises(PayloadError, match=reason):
         encode_payload(Payload(metrics=(metric("x", datatype, value),)))
