@@ -15,8 +15,8 @@ Rules, after Sparkplug 3.0:
 - While a rebirth is awaited, the node's DATA is not turned into readings but reported as a
   problem ("awaiting rebirth"): with a message lost, or aliases unknown, values could be
   attributed to the wrong metric or silently missing, and the NBIRTH/DBIRTHs that follow carry
-  every current value anyway. The request is repeated if no NBIRTH came within
-  ``rebirth_retry_us``, in case the command itself was lost.
+  every current value anyway. One request per incident: once ``rebirth_retry_us`` has passed
+  without an NBIRTH, the node's next message sends it again, in case the command was lost.
 - An NDEATH ends the session (node and all its devices offline) only when its ``bdSeq`` is that
   of the current NBIRTH: a will left over from an older connection can arrive after the new
   NBIRTH and must not take the node offline. A DDEATH takes one device offline.
