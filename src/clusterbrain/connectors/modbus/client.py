@@ -1,0 +1,423 @@
+"""The gateway's Modbus TCP source: one connection, several unit ids, each polled on its own clock.
+
+pymodbus stays inside this module. Around it, this module adds what a gateway that runs for
+months needs:
+
+- Every request has a deadline, and a request fails at once, rather than at its deadline, when
+  the socket closes or the answer is not the frame it should be (another transaction id or unit,
+  a protocol id other than 0, an impossible length). The check runs on the raw bytes as they
+  arrive, so garbage from a misconfigured port costs no timeout.
+- After such a failure the connection is closed and opened afresh: a late or partial answer left
+  on the old socket could otherwise be taken for the next request's. A request is sent again
+  ``retries`` times, each on a new connection; then its tags are reported BAD and the source
+  waits out ``Backoff`` before it connects again. A Modbus exception answer (for example
+  ILLEGAL_DATA_ADDRESS) is the device speaking correctly: its block is BAD, the connection stays.
+- BAD is reported once, when a tag goes bad (value None, ``Quality.BAD``), not at every poll of an
+  outage: the platform sees the moment it started and the first good value after it, and a 10 ms
+  poll of a dead device does not flood the uplink with copies of the same news.
+- One pymodbus client per connection, dropped whole when the connection is, and one request at a
+  time per connection; nothing accumulates per failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
+from typing import NoReturn
+
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.pdu import ModbusPDU
+
+from clusterbrain.connectors.modbus.registers import (
+    BIT_TABLES,
+    Block,
+    ModbusConnection,
+    ModbusDevice,
+    ModbusTag,
+    RegisterWrite,
+    decode_block,
+    encode_write,
+    exception_name,
+)
+from clusterbrain.connectors.source import (
+    Backoff,
+    Emit,
+    Reading,
+    SourceCounters,
+    Value,
+    WriteRefused,
+)
+from clusterbrain.telemetry.store import Quality
+
+Clock = Callable[[], int]
+"""Microseconds since the epoch, UTC."""
+
+
+def utc_now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class LinkError(Exception):
+    """The connection cannot be trusted any more: no answer, a malformed one, or closed."""
+
+
+class DeviceAnswer(Exception):
+    """The device answered with a Modbus exception (or an answer that does not fit the request)."""
+
+
+def check_frame(request: bytes, answer: bytes) -> str:
+    """Why ``answer`` (the bytes received so far) cannot answer ``request``; '' while it can.
+
+    Both are Modbus TCP frames: transaction id (2 bytes), protocol id (2, always 0), length (2,
+    counting unit id and PDU), unit id, function code, data. An exception answer carries the
+    function code with its high bit set.
+
+    >>> req = bytes.fromhex("0001 0000 0006 02 03 0000 000a")
+    >>> check_frame(req, bytes.fromhex("0001 0000 0017 02 03 14")), check_frame(req, b"\\x00")
+    ('', '')
+    >>> check_frame(req, b"HTTP/1.1 400 Bad Request")
+    'transaction id 0x4854, expected 0x0001'
+    >>> check_frame(req, bytes.fromhex("0001 0000 0003 02 83 02"))
+    ''
+    """
+    if len(answer) < 2 or len(request) < 8:
+        return ""
+    if answer[:2] != request[:2]:
+        return f"transaction id 0x{answer[:2].hex()}, expected 0x{request[:2].hex()}"
+    if len(answer) >= 4 and answer[2:4] != b"\x00\x00":
+        return f"protocol id 0x{answer[2:4].hex()} is not Modbus (0)"
+    if len(answer) >= 6 and not 3 <= int.from_bytes(answer[4:6], "big") <= 254:
+        return f"frame length {int.from_bytes(answer[4:6], 'big')} is impossible"
+    if len(answer) >= 7 and answer[6] != request[6]:
+        return f"unit id {answer[6]}, expected {request[6]}"
+    if len(answer) >= 8 and answer[7] & 0x7F != request[7]:
+        return f"function code {answer[7]}, expected {request[7]}"
+    return ""
+
+
+class _Link:
+    """One TCP connection through pymodbus, which fails fast and is thrown away whole."""
+
+    def __init__(self, host: str, port: int, timeout_s: float) -> None:
+        self._timeout = timeout_s
+        self._failure: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._request = b""
+        # Our own deadline runs every request, so pymodbus's (it also bounds the connect) is
+        # longer; its own reconnecting and retrying are off, both are done here.
+        self._client = AsyncModbusTcpClient(
+            host,
+            port=port,
+            timeout=2 * timeout_s,
+            retries=0,
+            reconnect_delay=0,
+            trace_packet=self._on_packet,
+            trace_connect=self._on_connect,
+        )
+
+    async def open(self) -> str:
+        """Connect; '' on success, else why not."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                connected = await self._client.connect()
+        except TimeoutError:
+            connected = False
+        if not connected:
+            self._client.close()
+            return f"cannot connect within {self._timeout:g} s"
+        return ""
+
+    def close(self) -> None:
+        self._client.close()
+        if not self._failure.done():
+            self._failure.set_result("closed")
+
+    @property
+    def failed(self) -> bool:
+        return self._failure.done()
+
+    async def call(self, send: Callable[[AsyncModbusTcpClient], Awaitable[ModbusPDU]]) -> ModbusPDU:
+        """Send one request and return its answer; LinkError when none usable came in time."""
+        if self._failure.done():
+            raise LinkError(self._failure.result())
+        request = asyncio.ensure_future(send(self._client))
+        try:
+            await asyncio.wait(
+                (request, self._failure), timeout=self._timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            if not request.done():
+                request.cancel()
+                with suppress(asyncio.CancelledError, Exception):
+                    await request
+        if request.done() and not request.cancelled():
+            try:
+                return request.result()
+            except Exception as exc:  # whatever pymodbus raised, this connection is done
+                raise LinkError(str(exc) or type(exc).__name__) from None
+        if self._failure.done():
+            raise LinkError(self._failure.result())
+        raise LinkError(f"no answer within {self._timeout:g} s")
+
+    def _fail(self, reason: str) -> None:
+        if not self._failure.done():
+            self._failure.set_result(reason)
+
+    def _on_packet(self, sending: bool, data: bytes) -> bytes:
+        if sending:
+            self._request = data
+            return data
+        # pymodbus drops more than a frame's worth of unparsed bytes before calling this, so a long
+        # burst of garbage ends in the deadline instead; anything shorter is caught here.
+        problem = check_frame(self._request, data)
+        if problem:
+            self._fail(f"malformed answer: {problem}")
+            return b""  # pymodbus sees nothing to decode; the request fails on our signal
+        return data
+
+    def _on_connect(self, connected: bool) -> None:
+        if not connected:
+            self._fail("connection closed by the device")
+
+
+def _send_read(block: Block) -> Callable[[AsyncModbusTcpClient], Awaitable[ModbusPDU]]:
+    def send(client: AsyncModbusTcpClient) -> Awaitable[ModbusPDU]:
+        read = {
+            "holding": client.read_holding_registers,
+            "input": client.read_input_registers,
+            "coil": client.read_coils,
+            "discrete_input": client.read_discrete_inputs,
+        }[block.table]
+        return read(block.address, count=block.count, device_id=block.unit_id)
+
+    return send
+
+
+def _send_write(write: RegisterWrite) -> Callable[[AsyncModbusTcpClient], Awaitable[ModbusPDU]]:
+    def send(client: AsyncModbusTcpClient) -> Awaitable[ModbusPDU]:
+        unit, address = write.unit_id, write.address
+        if write.function_code == 5:
+            return client.write_coil(address, write.coil, device_id=unit)
+        if write.function_code == 6:
+            return client.write_register(address, write.registers[0], device_id=unit)
+        if write.function_code == 16:
+            return client.write_registers(address, list(write.registers), device_id=unit)
+        return client.mask_write_register(
+            address=address, and_mask=write.and_mask, or_mask=write.or_mask, device_id=unit
+        )
+
+    return send
+
+
+def _answer_data(block: Block, answer: ModbusPDU) -> Sequence[int] | Sequence[bool]:
+    if answer.isError():
+        raise DeviceAnswer(exception_name(int(getattr(answer, "exception_code", 0))))
+    return answer.bits if block.table in BIT_TABLES else answer.registers
+
+
+class ModbusSource:
+    """A ``FieldSource`` for one Modbus TCP connection and the units behind it.
+
+    Readings of all devices come through one ``emit``, one batch per device and poll; tag names
+    are unique across the connection and ``device_of`` tells which device a tag belongs to.
+    """
+
+    def __init__(self, connection: ModbusConnection, *, clock: Clock = utc_now_us) -> None:
+        self.connection = connection
+        self.name = connection.label
+        self.counters = SourceCounters()
+        self.counters.extra.update(requests=0, overruns=0, writes_refused=0)
+        self._clock = clock
+        self._plans = [(device, device.blocks()) for device in connection.devices]
+        self._link: _Link | None = None
+        self._io = asyncio.Lock()
+        self._ever_connected = False
+        self._bad: set[str] = set()
+        self._backoff = Backoff(connection.backoff_initial_s, connection.backoff_max_s)
+
+    @property
+    def blocks(self) -> list[Block]:
+        """Every read of one poll of every device, in order."""
+        return [block for _, blocks in self._plans for block in blocks]
+
+    def device_of(self, tag: str) -> str:
+        """The name of the device a tag is read from; KeyError for an unknown tag."""
+        return self.connection.find(tag)[0].name
+
+    # ------------------------------------------------------------------ reading
+
+    async def run(self, emit: Emit, stop: asyncio.Event) -> None:
+        """Poll until ``stop`` is set; reconnect with backoff on any failure, never raise."""
+        try:
+            while not stop.is_set():
+                try:
+                    if await self._connect():
+                        await self._poll_until_lost(emit, stop)
+                except Exception as exc:  # a bug must cost a reconnect, never the gateway
+                    self._count_error(f"unexpected {type(exc).__name__}: {exc}")
+                self._drop_link()
+                if stop.is_set():
+                    break  # stopping is no outage: the values were good until now
+                self._report_bad(emit, [t for d, _ in self._plans for t in d.tags])
+                if await self._backoff.wait(stop):
+                    break
+        finally:
+            self._drop_link()
+
+    async def _poll_until_lost(self, emit: Emit, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        due = [loop.time()] * len(self._plans)
+        while not stop.is_set():
+            index = min(range(len(due)), key=due.__getitem__)
+            delay = due[index] - loop.time()
+            if delay > 0 and await _stopped_within(stop, delay):
+                return
+            device, blocks = self._plans[index]
+            readings, lost = await self._poll(device, blocks)
+            if readings:
+                emit(readings)
+            if lost:
+                return
+            due[index] += device.poll_interval_s
+            if due[index] < loop.time():
+                # Behind schedule (a slow device, a busy machine): skip, do not burst to catch up.
+                self.counters.extra["overruns"] += 1
+                due[index] = loop.time()
+
+    async def _poll(self, device: ModbusDevice, blocks: list[Block]) -> tuple[list[Reading], bool]:
+        """One poll of one device: its readings, and whether the connection was lost."""
+        readings: list[Reading] = []
+        for position, block in enumerate(blocks):
+            try:
+                data = await self._read(block)
+                ts = self._clock()
+                values = decode_block(block, data)
+            except LinkError:
+                later = [tag for b in blocks[position:] for tag in b.tags]
+                readings.extend(self._bad_readings(later))
+                return readings, True
+            except (DeviceAnswer, ValueError) as exc:
+                self._count_error(f"{device.name} {block}: {exc}")
+                readings.extend(self._bad_readings(block.tags))
+                continue
+            self._backoff.reset()
+            for tag in block.tags:
+                value = values[tag.name]
+                if value is None:  # NaN or infinity: the device has no number to give
+                    readings.extend(self._bad_readings([tag], ts))
+                    continue
+                self._bad.discard(tag.name)
+                self.counters.reads += 1
+                readings.append(Reading(tag.name, ts, value))
+        return readings, False
+
+    async def _read(self, block: Block) -> Sequence[int] | Sequence[bool]:
+        """Read one block, sending it again on a new connection after a link failure."""
+        for attempt in range(self.connection.retries + 1):
+            try:
+                answer = await self._call(_send_read(block))
+                return _answer_data(block, answer)
+            except LinkError as exc:
+                self._count_error(f"{block}: {exc}")
+                self._drop_link()
+                if attempt == self.connection.retries or not await self._connect():
+                    raise
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    async def _call(
+        self, send: Callable[[AsyncModbusTcpClient], Awaitable[ModbusPDU]]
+    ) -> ModbusPDU:
+        async with self._io:
+            if self._link is None or self._link.failed:
+                raise LinkError("not connected")
+            self.counters.extra["requests"] += 1
+            return await self._link.call(send)
+
+    # ------------------------------------------------------------------ connection
+
+    async def _connect(self) -> bool:
+        self._drop_link()
+        link = _Link(self.connection.host, self.connection.port, self.connection.timeout_s)
+        problem = await link.open()
+        if problem:
+            link.close()
+            self._count_error(f"{self.connection.host}:{self.connection.port}: {problem}")
+            return False
+        self._link = link
+        self.counters.connected = True
+        if self._ever_connected:
+            self.counters.reconnects += 1
+        self._ever_connected = True
+        return True
+
+    def _drop_link(self) -> None:
+        if self._link is not None:
+            self._link.close()
+            self._link = None
+        self.counters.connected = False
+
+    def _count_error(self, message: str) -> None:
+        self.counters.errors += 1
+        self.counters.last_error = message
+
+    def _bad_readings(self, tags: Sequence[ModbusTag], ts: int | None = None) -> list[Reading]:
+        """BAD readings for the tags that were not BAD already."""
+        fresh = [tag.name for tag in tags if tag.name not in self._bad]
+        self._bad.update(fresh)
+        stamp = self._clock() if ts is None else ts
+        return [Reading(name, stamp, None, Quality.BAD) for name in fresh]
+
+    def _report_bad(self, emit: Emit, tags: Sequence[ModbusTag]) -> None:
+        readings = self._bad_readings(tags)
+        if readings:
+            emit(readings)
+
+    # ------------------------------------------------------------------ writing
+
+    async def write(self, tag: str, value: Value) -> None:
+        """Write one value; WriteRefused with the reason when it is not allowed or fails.
+
+        Refused before anything is sent: an unknown or read-only tag, a value of the wrong kind,
+        outside the tag's min/max, or that does not fit its register type.
+        """
+        try:
+            _, spec = self.connection.find(tag)
+        except KeyError:
+            self._refuse(f"no tag {tag!r} on {self.name}")
+        if not spec.writable:
+            self._refuse(f"tag {tag!r} is not writable")
+        try:
+            request = encode_write(spec, value)
+        except ValueError as exc:
+            self._refuse(f"tag {tag!r}: {exc}")
+        if self._link is None:
+            self._write_failed(f"tag {tag!r}: not connected to {self.name}")
+        try:
+            answer = await self._call(_send_write(request))
+        except LinkError as exc:
+            self._drop_link()  # the poll loop notices and reconnects
+            self._write_failed(f"tag {tag!r}: no acknowledgement from the device: {exc}")
+        if answer.isError():
+            code = int(getattr(answer, "exception_code", 0))
+            self._write_failed(f"tag {tag!r}: the device refused the write: {exception_name(code)}")
+        self.counters.writes += 1
+
+    def _refuse(self, reason: str) -> NoReturn:
+        self.counters.extra["writes_refused"] += 1
+        raise WriteRefused(reason)
+
+    def _write_failed(self, reason: str) -> NoReturn:
+        self.counters.write_errors += 1
+        self.counters.last_error = reason
+        raise WriteRefused(reason)
+
+
+async def _stopped_within(stop: asyncio.Event, delay: float) -> bool:
+    """Sleep up to ``delay`` seconds; True as soon as ``stop`` is set."""
+    try:
+        async with asyncio.timeout(delay):
+            await stop.wait()
+    except TimeoutError:
+        return False
+    return True
