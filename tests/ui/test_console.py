@@ -17,6 +17,13 @@ def test_sign_in_refuses_a_wrong_password_then_signs_in(page: Page, console: Liv
     page.get_by_test_id("sign-in").click()
     expect(page.get_by_text("用户名或密码错误")).to_be_visible()
     screenshot(page, "sign-in", "zh-CN")
+    page.get_by_test_id("login-language").click()
+    expect(page.get_by_test_id("sign-in")).to_have_text("Sign in")
+    page.get_by_test_id("username").fill("manager1")
+    page.get_by_test_id("password").fill("wrong")
+    page.get_by_test_id("sign-in").click()
+    expect(page.get_by_text("Wrong username or password")).to_be_visible()
+    screenshot(page, "sign-in", "en")
     sign_in(page, console, "manager1")
     expect(page.get_by_test_id("nav-overview")).to_have_text("总览")
 
@@ -36,6 +43,8 @@ def test_the_machine_grid_follows_the_simulator(page: Page, console: LiveConsole
             changed = True
             break
     assert changed, "the grid never changed although the simulated machines are producing"
+    for badge in page.get_by_test_id("open-alarm").all():  # priorities and states translated
+        assert not re.search(r"\b(low|medium|high|critical|unack|active)\b", badge.inner_text())
     screenshot(page, "overview", "zh-CN")
 
 

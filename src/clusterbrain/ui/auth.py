@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from fastapi import Request
 from nicegui import ui
 
 from clusterbrain.platform.db import session_scope
 from clusterbrain.platform.errors import Unauthenticated
+from clusterbrain.platform.i18n import negotiate
 from clusterbrain.platform.service import check_password
 from clusterbrain.ui.context import Console, sign_in
 from clusterbrain.ui.i18n import translate
+from clusterbrain.ui.layout import page
+
+LANGUAGES = {"zh-CN": "中文", "en": "English"}
+"""Each language named in itself, so that the link reads right to whoever needs it."""
 
 TEXT = {
     "Sign in": "登录",
@@ -20,13 +26,14 @@ TEXT = {
 
 
 def register(console: Console) -> None:
-    @ui.page("/login")
-    def login_page() -> None:
+    @page("/login")
+    def login_page(request: Request, lang: str = "") -> None:
         viewer = console.viewer()
         if viewer is not None:
             ui.navigate.to("/")
             return
-        language = "zh-CN"
+        # before sign-in the browser's preference decides; the user's own setting after it
+        language = lang if lang in LANGUAGES else negotiate(request.headers.get("accept-language"))
 
         def t(text: str) -> str:
             return translate(console.catalogue, language, text, strict=console.strict)
@@ -57,3 +64,7 @@ def register(console: Console) -> None:
             ui.button(t("Sign in"), on_click=submit).props('data-testid="sign-in"').classes(
                 "w-full"
             )
+            other = "en" if language == "zh-CN" else "zh-CN"
+            ui.link(LANGUAGES[other], f"/login?lang={other}").props(
+                'data-testid="login-language"'
+            ).classes("self-end text-sm")

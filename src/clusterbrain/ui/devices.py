@@ -23,7 +23,7 @@ from clusterbrain.platform.service import list_scoped
 from clusterbrain.telemetry import dead_letters
 from clusterbrain.telemetry.decode import Reason
 from clusterbrain.ui.context import Console, Viewer
-from clusterbrain.ui.layout import empty_state, frame
+from clusterbrain.ui.layout import empty_state, frame, page
 
 TEXT = {
     "Devices": "设备接入",
@@ -137,7 +137,7 @@ MIN_REFRESH_S = 5.0
 
 
 def register(console: Console) -> None:
-    @ui.page("/devices")
+    @page("/devices")
     async def devices_page() -> None:
         viewer = console.viewer()
         if viewer is None:

@@ -23,6 +23,16 @@ TEXT = {
     "Loading…": "加载中…",
 }
 
+PAGE_BUILD_TIMEOUT_S = 30.0
+"""NiceGUI answers 500 when a page takes over 3 s to build; on a busy two-core server the first
+reads of a page (KPIs of a shift, the device list) can take longer, so pages get more time."""
+
+
+def page(path: str) -> ui.page:
+    """``@ui.page`` with the console's build timeout."""
+    return ui.page(path, response_timeout=PAGE_BUILD_TIMEOUT_S)
+
+
 NAV = (("Overview", "/"), ("Alarms", "/alarms"), ("Devices", "/devices"), ("Reports", "/reports"))
 
 

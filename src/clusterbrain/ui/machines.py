@@ -33,7 +33,7 @@ from clusterbrain.production.states import MachineState, StateInterval
 from clusterbrain.production.stops import Stop
 from clusterbrain.telemetry.store import Aggregate, LatestValue
 from clusterbrain.ui.context import Console, Viewer
-from clusterbrain.ui.layout import empty_state, frame
+from clusterbrain.ui.layout import empty_state, frame, page
 from clusterbrain.ui.overview import STATE_COLOURS, percent
 
 TEXT = {
@@ -481,7 +481,7 @@ def read_trend(
 
 
 def register(console: Console) -> None:
-    @ui.page("/machines/{machine_id}")
+    @page("/machines/{machine_id}")
     async def machine_page(machine_id: str) -> None:
         viewer = console.viewer()
         if viewer is None:

@@ -9,10 +9,13 @@ from nicegui import run, ui
 
 from clusterbrain.platform.db import session_scope
 from clusterbrain.production import alarm_api, live
+from clusterbrain.production.alarm_api import AlarmOut
+from clusterbrain.production.alarms import AlarmState, Priority
 from clusterbrain.production.kpi import TimeElements, compute_kpis
 from clusterbrain.production.states import MachineState
+from clusterbrain.ui.alarms import PRIORITIES, STATES
 from clusterbrain.ui.context import Console, Viewer
-from clusterbrain.ui.layout import empty_state, frame
+from clusterbrain.ui.layout import empty_state, frame, page
 
 TEXT = {
     "This shift": "本班次",
@@ -43,6 +46,7 @@ TEXT = {
 }
 
 KPI_REFRESH_S = 30.0
+ALARM_REFRESH_S = 5.0
 
 STATE_COLOURS = {
     MachineState.RUNNING: "bg-green-6 text-white",
@@ -64,7 +68,7 @@ def percent(value: float | None) -> str:
 
 
 def register(console: Console) -> None:
-    @ui.page("/")
+    @page("/")
     async def overview_page() -> None:
         viewer = console.viewer()
         if viewer is None:
@@ -79,8 +83,10 @@ def register(console: Console) -> None:
             await grid.build()
             ui.label(viewer.t("Open alarms")).classes("text-xl")
             alarms_area = ui.column().classes("w-full")
-            _alarms(console, viewer, alarms_area)
+            open_alarms = OpenAlarms(console, viewer, alarms_area)
+            await open_alarms.refresh()
             ui.timer(console.runtime.settings.console_refresh_s, grid.update)
+            ui.timer(ALARM_REFRESH_S, open_alarms.refresh)
             ui.timer(KPI_REFRESH_S, lambda: _kpis(console, viewer, kpi_area))
             await _kpis(console, viewer, kpi_area)
 
@@ -163,19 +169,40 @@ class MachineGrid:
             self._show(status)
 
 
-def _alarms(console: Console, viewer: Viewer, area: ui.column) -> None:
-    with session_scope(console.runtime.sessions) as session:
-        alarms = alarm_api.list_alarms(session, viewer.principal)
-    with area:
-        if not alarms:
-            empty_state(viewer, "No open alarms", "Alarms appear here when a rule fires.")
+class OpenAlarms:
+    """The ten most urgent alarms that are not back to normal; re-rendered only when they change."""
+
+    def __init__(self, console: Console, viewer: Viewer, area: ui.column) -> None:
+        self.console, self.viewer, self.area = console, viewer, area
+        self.shown: list[tuple[int, str, str, str, str]] | None = None
+
+    def _read(self) -> list[AlarmOut]:
+        with session_scope(self.console.runtime.sessions) as session:
+            found = alarm_api.list_alarms(session, self.viewer.principal)
+        return sorted(found, key=lambda a: Priority(a.priority).rank)[:10]
+
+    async def refresh(self) -> None:
+        alarms = await run.io_bound(self._read) or []
+        rows = [(a.id, a.priority, a.state, a.rule_name, a.message or "") for a in alarms]
+        if rows == self.shown:
             return
-        for alarm in alarms[:10]:
-            with ui.row().classes("w-full items-center gap-4"):
-                ui.badge(alarm.priority).props("color=red" if alarm.active else "color=grey")
-                ui.label(alarm.rule_name).classes("font-medium")
-                ui.label(alarm.message or "").classes("text-grey-7")
-                ui.link("→", "/alarms")
+        self.shown = rows
+        t = self.viewer.t
+        self.area.clear()
+        with self.area:
+            if not rows:
+                empty_state(self.viewer, "No open alarms", "Alarms appear here when a rule fires.")
+                return
+            for alarm_id, priority, state, rule_name, message in rows:
+                priority_label, priority_colour = PRIORITIES[Priority(priority)]
+                state_label, state_colour = STATES[AlarmState(state)]
+                with (
+                    ui.row().classes("w-full items-center gap-4").props('data-testid="open-alarm"')
+                ):
+                    ui.badge(t(priority_label)).props(f"color={priority_colour}")
+                    ui.badge(t(state_label)).props(f"outline color={state_colour}")
+                    ui.link(rule_name, f"/alarms/{alarm_id}").classes("font-medium")
+                    ui.label(message).classes("text-grey-7")
 
 
 async def _kpis(console: Console, viewer: Viewer, area: ui.row) -> None:

@@ -22,7 +22,7 @@ from clusterbrain.production import oee_service, schemas, service
 from clusterbrain.production.kpi import TimeElements, compute_kpis, sum_elements
 from clusterbrain.ui.context import Console, Viewer
 from clusterbrain.ui.i18n import LANGUAGES
-from clusterbrain.ui.layout import empty_state, frame
+from clusterbrain.ui.layout import empty_state, frame, page
 from clusterbrain.ui.overview import percent
 
 TEXT = {
@@ -105,7 +105,7 @@ class KpiLine:
 
 
 def register(console: Console) -> None:
-    @ui.page("/reports")
+    @page("/reports")
     async def reports_page() -> None:
         viewer = console.viewer()
         if viewer is None:
