@@ -95,8 +95,7 @@ def test_reconnects_after_each_kill_with_one_subscription(
                     waits.append(
                         await _until(
                             lambda since=killed_us, n=restart: (
-                                bool(fresh("zone1", since))
-                                and source.counters.reconnects == n
+                                bool(fresh("zone1", since)) and source.counters.reconnects == n
                             ),
                             RECONNECT_WITHIN_S,
                             f"data after restart {restart}",
