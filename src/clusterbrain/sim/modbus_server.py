@@ -554,9 +554,13 @@ class BackgroundServer:
         *,
         seed: int = 0,
         devices: Sequence[SimulatedDevice] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.server = ModbusSimServer(
-            devices if devices is not None else default_devices(seed), host=host, port=port
+            devices if devices is not None else default_devices(seed),
+            host=host,
+            port=port,
+            clock=clock,
         )
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

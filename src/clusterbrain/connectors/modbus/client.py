@@ -122,10 +122,11 @@ class _Link:
             async with asyncio.timeout(self._timeout):
                 connected = await self._client.connect()
         except TimeoutError:
-            connected = False
+            self._client.close()
+            return f"no connection within {self._timeout:g} s"
         if not connected:
             self._client.close()
-            return f"cannot connect within {self._timeout:g} s"
+            return "cannot connect (refused or unreachable)"
         return ""
 
     def close(self) -> None:
