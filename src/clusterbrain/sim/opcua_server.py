@@ -694,6 +694,8 @@ def _parse_args(argv: Sequence[str] | None) -> SimServerConfig:
     parser.add_argument("--cnc", type=int, default=1, help="CNC machining centres")
     parser.add_argument("--cache", type=Path, metavar="DIR", help="address space cache folder")
     args = parser.parse_args(argv)
+    if any(":" not in entry for entry in args.user):
+        parser.error("--user takes NAME:PASSWORD")
     users = dict(entry.split(":", 1) for entry in args.user)
     return SimServerConfig(
         host=args.host,

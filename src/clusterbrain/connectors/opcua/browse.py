@@ -18,12 +18,8 @@ from asyncua.client.client import Client
 from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.object_ids import ObjectIds
 
-from clusterbrain.connectors.opcua.client import (
-    OpcUaConnectError,
-    close_client,
-    describe_error,
-    open_client,
-)
+from clusterbrain.connectors.opcua._session import close_client, open_client
+from clusterbrain.connectors.opcua.client import OpcUaConnectError, describe_error
 from clusterbrain.connectors.opcua.config import DEFAULT_APPLICATION_URI, OpcUaSecurity
 from clusterbrain.connectors.opcua.draft import (
     DiscoveredVariable,

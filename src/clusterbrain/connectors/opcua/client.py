@@ -15,7 +15,7 @@ import logging
 import math
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -23,11 +23,12 @@ from asyncua import ua
 from asyncua.client.client import Client
 from asyncua.client.ua_client import UaClientState
 from asyncua.common.subscription import DataChangeNotif, Subscription
-from asyncua.crypto import cert_gen, security_policies
+from asyncua.crypto import cert_gen
 from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from clusterbrain.connectors.opcua._session import close_client, open_client, parse_node_id
 from clusterbrain.connectors.opcua.commands import CommandRejected, check_range, coerce
 from clusterbrain.connectors.opcua.config import (
     DEFAULT_APPLICATION_URI,
@@ -81,7 +82,6 @@ _SECURITY_STATUSES = frozenset(
         "BadApplicationSignatureInvalid",
     }
 )
-_LOST_STATUSES = frozenset({"BadShutdown", "BadTimeout", "BadSessionClosed", "BadConnectionClosed"})
 _EXTRA_COUNTERS = (
     "subscriptions",
     "unsupported_values",
@@ -161,63 +161,6 @@ async def ensure_client_certificate(
     )
 
 
-async def open_client(
-    endpoint: str,
-    *,
-    security: OpcUaSecurity | None = None,
-    username: str | None = None,
-    password: str | None = None,
-    application_uri: str = DEFAULT_APPLICATION_URI,
-    timeout_s: float = 5.0,
-    keepalive_s: float = 10.0,
-) -> Client:
-    """A connected asyncua client with an activated session (internal to this package)."""
-    client = Client(endpoint, timeout=timeout_s, watchdog_intervall=keepalive_s)
-    client.application_uri = application_uri
-    client.name = client.description = "ClusterBrain gateway"
-    client.product_uri = "urn:clusterbrain"
-    # Short enough that the sessions of a gateway that vanished free the server's few slots soon;
-    # publish requests and the keep-alive probe keep a live one open.
-    client.session_timeout = int(max(60_000.0, 4000.0 * keepalive_s))
-    if username is not None:
-        client.set_user(username)
-    if password is not None:
-        client.set_password(password)
-    if security is not None:
-        await client.set_security(
-            security_policies.SecurityPolicyBasic256Sha256,
-            certificate=str(security.certificate),
-            private_key=str(security.private_key),
-            server_certificate=(
-                str(security.server_certificate) if security.server_certificate else None
-            ),
-            mode=getattr(ua.MessageSecurityMode, security.mode),
-        )
-    await asyncio.wait_for(client.connect(), 3 * timeout_s)
-    return client
-
-
-async def close_client(client: Client, timeout_s: float) -> None:
-    """Close the session (and its subscriptions) when the server still listens; never raise."""
-    try:
-        await asyncio.wait_for(client.disconnect(), timeout_s)
-    except (Exception, TimeoutError):
-        _log.debug("closing the OPC UA session failed", exc_info=True)
-        client.disconnect_socket()
-
-
-def parse_node_id(text: str, namespaces: Sequence[str]) -> ua.NodeId:
-    """The node id of ``text``; an ``nsu=`` URI is looked up in the server's namespace array."""
-    parsed = ua.NodeId.from_string(text)
-    if isinstance(parsed, ua.ExpandedNodeId) and parsed.NamespaceUri:
-        try:
-            index = list(namespaces).index(parsed.NamespaceUri)
-        except ValueError:
-            raise UaError(f"the server has no namespace {parsed.NamespaceUri}") from None
-        return ua.NodeId(parsed.Identifier, ua.Int16(index), parsed.NodeIdType)
-    return parsed
-
-
 def _now_us() -> int:
     return time.time_ns() // 1000
 
@@ -281,9 +224,10 @@ class _Handler:
             self._batcher.add(reading)
 
     def status_change_notification(self, status: ua.StatusChangeNotification) -> None:
-        name = status.Status.name if status.Status is not None else "Bad"
-        if (name in _LOST_STATUSES or name.startswith("Bad")) and not self._lost.is_set():
-            self._source._note_error(f"subscription ended: {name}")
+        # BadShutdown, BadTimeout (lifetime expired) and the like: the subscription is gone.
+        code = status.Status.value if status.Status is not None else 0x80000000
+        if quality_from_status(code) is Quality.BAD and not self._lost.is_set():
+            self._source._note_error(f"subscription ended: {_status_name(code)}")
             self._lost.set()
 
 
