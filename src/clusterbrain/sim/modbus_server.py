@@ -81,8 +81,8 @@ class SimPoint:
     byte_order: str | None = None
     bit: int | None = None
     writable: bool = False
-    min: float | None = None
-    max: float | None = None
+    min_value: float | None = None
+    max_value: float | None = None
 
     @property
     def end(self) -> int:
@@ -91,7 +91,7 @@ class SimPoint:
     def config(self) -> dict[str, object]:
         """This point as a tag of the gateway's Modbus configuration (defaults left out)."""
         entry: dict[str, object] = {
-            "name": self.name,
+            "tag": self.name,
             "table": self.table,
             "address": self.address,
             "type": self.type,
@@ -102,8 +102,8 @@ class SimPoint:
             "byte_order": (self.byte_order, None),
             "bit": (self.bit, None),
             "writable": (self.writable, False),
-            "min": (self.min, None),
-            "max": (self.max, None),
+            "min_value": (self.min_value, None),
+            "max_value": (self.max_value, None),
         }
         entry.update({key: value for key, (value, default) in optional.items() if value != default})
         return entry
@@ -194,12 +194,12 @@ class SimulatedDevice(ABC):
         """Take a written value; a Modbus exception code when the device refuses it."""
         return int(ExcCodes.ILLEGAL_ADDRESS)
 
-    def config(self, poll_interval_s: float = 1.0) -> dict[str, object]:
+    def config(self, poll_interval_ms: float = 1000) -> dict[str, object]:
         """This device as the gateway's configuration of one unit."""
         return {
             "name": self.name,
             "unit_id": self.unit_id,
-            "poll_interval_s": poll_interval_s,
+            "poll_interval_ms": poll_interval_ms,
             "word_order": self.word_order,
             "byte_order": self.byte_order,
             "tags": [point.config() for point in self.points],
@@ -260,7 +260,14 @@ class AirCompressorDevice(SimulatedDevice):
         SimPoint("power", "holding", 6, "float32"),
         SimPoint("vibration_rms", "holding", 8, "float32", byte_order="little"),
         SimPoint(
-            "pressure_setpoint", "holding", 20, "uint16", scale=0.01, writable=True, min=5, max=10
+            "pressure_setpoint",
+            "holding",
+            20,
+            "uint16",
+            scale=0.01,
+            writable=True,
+            min_value=5,
+            max_value=10,
         ),
         SimPoint("remote_enable", "holding", 21, "bits", bit=0, writable=True),
         SimPoint("running", "coil", 0, "bool", writable=True),
@@ -446,13 +453,13 @@ class ModbusSimServer:
         self._images = {d.unit_id: _Image(d) for d in self.devices}
         self._server: ModbusTcpServer | None = None
 
-    def gateway_config(self, poll_interval_s: float = 1.0) -> dict[str, object]:
+    def gateway_config(self, poll_interval_ms: float = 1000) -> dict[str, object]:
         """The gateway's configuration of this server: connection and every device's tags."""
         return {
             "name": "simulated-modbus",
             "host": self.host,
             "port": self.port,
-            "devices": [device.config(poll_interval_s) for device in self.devices],
+            "devices": [device.config(poll_interval_ms) for device in self.devices],
         }
 
     def request_count(self, unit_id: int | None = None) -> int:
@@ -544,7 +551,7 @@ class BackgroundServer:
     """A simulator on its own event loop in a thread, for synchronous fixtures and scripts::
 
     with BackgroundServer(port=5020) as sim:
-        config = sim.server.gateway_config(poll_interval_s=0.1)
+        config = sim.server.gateway_config(poll_interval_ms=100)
     """
 
     def __init__(
@@ -621,14 +628,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5020)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--poll-interval", type=float, default=1.0, help="for --print-config")
+    parser.add_argument(
+        "--poll-interval-ms",
+        type=float,
+        default=1000,
+        help="the poll interval --print-config gives",
+    )
     parser.add_argument(
         "--print-config", action="store_true", help="print the gateway configuration and exit"
     )
     args = parser.parse_args(argv)
     if args.print_config:
         server = ModbusSimServer(default_devices(args.seed), host=args.host, port=args.port)
-        print(json.dumps(server.gateway_config(args.poll_interval), indent=2))
+        print(json.dumps(server.gateway_config(args.poll_interval_ms), indent=2))
         return
 
     async def run() -> None:

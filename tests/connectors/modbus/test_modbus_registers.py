@@ -65,34 +65,37 @@ def device(*tags: dict[str, Any], **options: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("tag", "reason"),
     [
-        ({"name": "v", "address": 65535, "type": "float32"}, "float32 needs 2 registers"),
-        ({"name": "e", "address": 65534, "type": "float64"}, "address 65534 leaves 2"),
-        ({"name": "flag", "address": 3, "type": "bits", "bit": 16}, "bit index 0..15"),
-        ({"name": "flag", "address": 3, "type": "bits"}, "bit index 0..15"),
-        ({"name": "p", "address": 3, "bit": 2}, "bit is only for type bits"),
-        ({"name": "run", "table": "coil", "address": 0, "type": "uint16"}, "must be bool"),
-        ({"name": "run", "address": 0, "type": "bool"}, "type bool is for coils"),
-        ({"name": "p", "address": 70000}, "address must be an integer 0..65535"),
-        ({"name": "p", "address": -1}, "address must be an integer 0..65535"),
-        ({"name": "p", "address": 1.5}, "address must be an integer"),
-        ({"name": "p", "table": "input", "address": 0, "writable": True}, "read-only"),
-        ({"name": "p", "table": "discrete_input", "address": 0, "writable": True}, "read-only"),
-        ({"name": "p", "address": 0, "scale": 0}, "scale must not be 0"),
-        ({"name": "p", "address": 0, "min": 5, "max": 1}, "min 5 is above max 1"),
-        ({"name": "run", "table": "coil", "address": 0, "scale": 2}, "takes no scale"),
-        ({"name": "p", "adress": 0}, "unknown key 'adress'"),
-        ({"name": "p", "address": 0, "type": "float"}, "type must be one of"),
-        ({"name": "p", "address": 0, "table": "holdings"}, "table must be one of"),
-        ({"name": "p", "address": 0, "word_order": "middle"}, "word_order must be big or little"),
-        ({"name": "p", "address": 0, "writable": "yes"}, "writable must be true or false"),
-        ({"name": "bad name", "address": 0}, "a tag name must match"),
-        ({"name": "p"}, "address is missing"),
+        ({"tag": "v", "address": 65535, "type": "float32"}, "float32 needs 2 registers"),
+        ({"tag": "e", "address": 65534, "type": "float64"}, "address 65534 leaves 2"),
+        ({"tag": "flag", "address": 3, "type": "bits", "bit": 16}, "bit index 0..15"),
+        ({"tag": "flag", "address": 3, "type": "bits"}, "bit index 0..15"),
+        ({"tag": "p", "address": 3, "bit": 2}, "bit is only for type bits"),
+        ({"tag": "run", "table": "coil", "address": 0, "type": "uint16"}, "must be bool"),
+        ({"tag": "run", "address": 0, "type": "bool"}, "type bool is for coils"),
+        ({"tag": "p", "address": 70000}, "address must be an integer 0..65535"),
+        ({"tag": "p", "address": -1}, "address must be an integer 0..65535"),
+        ({"tag": "p", "address": 1.5}, "address must be an integer"),
+        ({"tag": "p", "table": "input", "address": 0, "writable": True}, "read-only"),
+        ({"tag": "p", "table": "discrete_input", "address": 0, "writable": True}, "read-only"),
+        ({"tag": "p", "address": 0, "scale": 0}, "scale must not be 0"),
+        (
+            {"tag": "p", "address": 0, "min_value": 5, "max_value": 1},
+            "min_value 5 is above max_value 1",
+        ),
+        ({"tag": "run", "table": "coil", "address": 0, "scale": 2}, "takes no scale"),
+        ({"tag": "p", "adress": 0}, "unknown key 'adress'"),
+        ({"tag": "p", "address": 0, "type": "float"}, "type must be one of"),
+        ({"tag": "p", "address": 0, "table": "holdings"}, "table must be one of"),
+        ({"tag": "p", "address": 0, "word_order": "middle"}, "word_order must be big or little"),
+        ({"tag": "p", "address": 0, "writable": "yes"}, "writable must be true or false"),
+        ({"tag": "bad name", "address": 0}, "a tag name must match"),
+        ({"tag": "p"}, "address is missing"),
     ],
 )
 def test_a_bad_tag_is_refused_with_its_name_and_the_rule(tag: dict[str, Any], reason: str) -> None:
     with pytest.raises(RegisterMapError) as caught:
         device_from_dict(device(tag))
-    assert f"tag {tag['name']!r}" in str(caught.value)
+    assert f"tag {tag['tag']!r}" in str(caught.value)
     assert reason in str(caught.value)
     assert isinstance(caught.value, ValueError)
 
@@ -100,13 +103,16 @@ def test_a_bad_tag_is_refused_with_its_name_and_the_rule(tag: dict[str, Any], re
 @pytest.mark.parametrize(
     ("config", "reason"),
     [
-        (device({"name": "a", "address": 0}, {"name": "a", "address": 1}), "'a' is defined twice"),
-        (device({"name": "a", "address": 0}, poll_interval_s=0), "poll_interval_s must be"),
-        (device({"name": "a", "address": 0}, unit_id=256), "unit_id must be 0..255"),
-        (device({"name": "a", "address": 0}, max_registers=126), "max_registers must be 1..125"),
-        (device({"name": "a", "address": 0}, max_gap=-1), "max_gap must be an integer >= 0"),
+        (device({"tag": "a", "address": 0}, {"tag": "a", "address": 1}), "'a' is defined twice"),
         (
-            device({"name": "a", "address": 0, "type": "float64"}, max_registers=2),
+            device({"tag": "a", "address": 0}, poll_interval_ms=0),
+            "the poll interval must be 1 ms to 24 h",
+        ),
+        (device({"tag": "a", "address": 0}, unit_id=256), "unit_id must be 0..255"),
+        (device({"tag": "a", "address": 0}, max_registers=126), "max_registers must be 1..125"),
+        (device({"tag": "a", "address": 0}, max_gap=-1), "max_gap must be an integer >= 0"),
+        (
+            device({"tag": "a", "address": 0, "type": "float64"}, max_registers=2),
             "needs 4 registers, more than max_registers 2",
         ),
         (device(), "at least one tag"),
@@ -122,8 +128,8 @@ def test_a_connection_refuses_a_tag_name_used_by_two_devices() -> None:
     config = {
         "host": "127.0.0.1",
         "devices": [
-            device({"name": "power", "address": 0}),
-            {"name": "compressor", "unit_id": 2, "tags": [{"name": "power", "address": 4}]},
+            device({"tag": "power", "address": 0}),
+            {"name": "compressor", "unit_id": 2, "tags": [{"tag": "power", "address": 4}]},
         ],
     }
     with pytest.raises(RegisterMapError, match="'power' is in devices 'meter' and 'compressor'"):
@@ -135,9 +141,9 @@ def test_a_connection_refuses_a_tag_name_used_by_two_devices() -> None:
 def test_tags_take_the_device_defaults_unless_they_set_their_own() -> None:
     parsed = device_from_dict(
         device(
-            {"name": "a", "address": 0, "type": "uint32"},
-            {"name": "b", "address": 2, "type": "uint32", "word_order": "big"},
-            {"name": "run", "table": "coil", "address": 0},
+            {"tag": "a", "address": 0, "type": "uint32"},
+            {"tag": "b", "address": 2, "type": "uint32", "word_order": "big"},
+            {"tag": "run", "table": "coil", "address": 0},
             unit_id=7,
             word_order="little",
             byte_order="little",
@@ -182,8 +188,8 @@ def test_decoding_scales_rounds_and_keeps_ints() -> None:
     [
         (ModbusTag("sp", 0, scale=0.01, writable=True), -1, "outside the uint16 range 0..65535"),
         (ModbusTag("sp", 0, scale=0.01, writable=True), 700, "raw 70000, outside the uint16"),
-        (ModbusTag("sp", 0, writable=True, min=5, max=9), 9.5, "above the maximum 9"),
-        (ModbusTag("sp", 0, writable=True, min=5, max=9), 4, "below the minimum 5"),
+        (ModbusTag("sp", 0, writable=True, min_value=5, max_value=9), 9.5, "above the maximum 9"),
+        (ModbusTag("sp", 0, writable=True, min_value=5, max_value=9), 4, "below the minimum 5"),
         (ModbusTag("sp", 0, writable=True), "7", "takes a number"),
         (ModbusTag("sp", 0, writable=True), True, "takes a number"),
         (ModbusTag("sp", 0, type="float32", writable=True), math.inf, "not a finite number"),
@@ -402,6 +408,6 @@ def test_the_protocol_limits_are_the_defaults() -> None:
     assert [b.count for b in plan_blocks(tags)] == [125, 125, 50]
     bits = [ModbusTag(f"c{i}", i, table="coil", type="bool") for i in range(4100)]
     assert [b.count for b in plan_blocks(bits)] == [MAX_READ_BITS, MAX_READ_BITS, 100]
-    assert tag_from_dict({"name": "x", "address": 1}).type == "uint16"
+    assert tag_from_dict({"tag": "x", "address": 1}).type == "uint16"
     with pytest.raises(ValueError, match=r"reads are 1\.\.125"):
         plan_blocks(tags, max_registers=126)

@@ -33,7 +33,7 @@ from support.services import free_port
 
 DEADLINE_S = 20.0
 """How long a test waits for something that must happen; a liveness bound, not a speed claim."""
-FAST = {"timeout_s": 2.0, "retries": 1, "backoff_initial_s": 0.02, "backoff_max_s": 0.1}
+FAST = {"request_timeout_s": 2.0, "retries": 1, "reconnect_initial_s": 0.02, "reconnect_max_s": 0.1}
 """Short backoff; a timeout long enough that a busy shared machine causes no spurious one."""
 
 
@@ -81,8 +81,8 @@ async def running(source: ModbusSource) -> AsyncIterator[Collector]:
         await asyncio.wait_for(task, DEADLINE_S)
 
 
-def sim_config(sim: BackgroundServer, poll_s: float = 0.05, **options: Any) -> dict[str, Any]:
-    config = cast(dict[str, Any], sim.server.gateway_config(poll_interval_s=poll_s))
+def sim_config(sim: BackgroundServer, poll_ms: float = 50, **options: Any) -> dict[str, Any]:
+    config = cast(dict[str, Any], sim.server.gateway_config(poll_interval_ms=poll_ms))
     return {**config, **FAST, **options}
 
 
@@ -194,8 +194,8 @@ def test_tags_are_read_in_merged_blocks(sim: BackgroundServer) -> None:
 
 def test_units_poll_at_their_own_interval(sim: BackgroundServer) -> None:
     config = sim_config(sim)
-    config["devices"][0]["poll_interval_s"] = 0.01
-    config["devices"][1]["poll_interval_s"] = 0.25
+    config["devices"][0]["poll_interval_ms"] = 10
+    config["devices"][1]["poll_interval_ms"] = 250
     source = source_of(config)
 
     async def scenario() -> Collector:
@@ -211,11 +211,11 @@ def test_units_poll_at_their_own_interval(sim: BackgroundServer) -> None:
     ("extra", "error"),
     [
         (
-            {"name": "absent", "unit_id": 9, "tags": [{"name": "ghost", "address": 0}]},
+            {"name": "absent", "unit_id": 9, "tags": [{"tag": "ghost", "address": 0}]},
             "absent unit 9 holding 0..0: GATEWAY_TARGET_DEVICE_FAILED_TO_RESPOND",
         ),
         (
-            {"name": "compressor-io", "unit_id": 2, "tags": [{"name": "ghost", "address": 500}]},
+            {"name": "compressor-io", "unit_id": 2, "tags": [{"tag": "ghost", "address": 500}]},
             "compressor-io unit 2 holding 500..500: ILLEGAL_DATA_ADDRESS",
         ),
     ],
@@ -224,7 +224,7 @@ def test_a_block_the_device_refuses_is_bad_and_the_others_carry_on(
     sim: BackgroundServer, extra: dict[str, Any], error: str
 ) -> None:
     config = sim_config(sim)
-    config["devices"].append({**extra, "poll_interval_s": 0.05})
+    config["devices"].append({**extra, "poll_interval_ms": 50})
     source = source_of(config)
 
     async def scenario() -> Collector:
@@ -283,9 +283,9 @@ def test_a_device_exception_refuses_the_write_with_its_name(sim: BackgroundServe
     config = sim_config(sim)
     tags = config["devices"][1]["tags"]
     for tag in tags:
-        if tag["name"] == "pressure_setpoint":
-            del tag["max"]  # the controller's own limit (12 bar) now decides
-        if tag["name"] == "discharge_pressure":
+        if tag["tag"] == "pressure_setpoint":
+            del tag["max_value"]  # the controller's own limit (12 bar) now decides
+        if tag["tag"] == "discharge_pressure":
             tag["writable"] = True  # a map that is wrong about the device
 
     async def scenario() -> ModbusSource:
@@ -308,7 +308,7 @@ def test_a_write_without_a_connection_is_refused() -> None:
         "host": "127.0.0.1",
         "port": free_port(),
         **FAST,
-        "devices": [{"name": "d", "tags": [{"name": "sp", "address": 0, "writable": True}]}],
+        "devices": [{"name": "d", "tags": [{"tag": "sp", "address": 0, "writable": True}]}],
     }
     source = source_of(config)
     with pytest.raises(WriteRefused, match="not connected"):
@@ -471,16 +471,16 @@ def faulty_config(port: int, **options: Any) -> dict[str, Any]:
         "host": "127.0.0.1",
         "port": port,
         **FAST,
-        "timeout_s": 0.3,
+        "request_timeout_s": 0.3,
         **options,
         "devices": [
             {
                 "name": "plc",
                 "unit_id": 1,
-                "poll_interval_s": 0.01,
+                "poll_interval_ms": 10,
                 "tags": [
-                    {"name": "a", "address": 0},
-                    {"name": "b", "address": 1, "scale": 0.1},
+                    {"tag": "a", "address": 0},
+                    {"tag": "b", "address": 1, "scale": 0.1},
                 ],
             }
         ],
@@ -524,7 +524,7 @@ def test_memory_and_tasks_stay_flat_across_many_failures() -> None:
     async def scenario() -> tuple[int, int, int, int]:
         async with FaultyServer() as server:
             config = faulty_config(
-                server.port, retries=0, backoff_initial_s=0.002, backoff_max_s=0.002
+                server.port, retries=0, reconnect_initial_s=0.002, reconnect_max_s=0.002
             )
             source = source_of(config)
             server.mode = "garbage"

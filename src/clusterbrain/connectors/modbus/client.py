@@ -100,8 +100,8 @@ def check_frame(request: bytes, answer: bytes) -> str:
 class _Link:
     """One TCP connection through pymodbus, which fails fast and is thrown away whole."""
 
-    def __init__(self, host: str, port: int, timeout_s: float) -> None:
-        self._timeout = timeout_s
+    def __init__(self, host: str, port: int, request_timeout_s: float) -> None:
+        self._timeout = request_timeout_s
         self._failure: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._request = b""
         # Our own deadline runs every request, so pymodbus's (it also bounds the connect) is
@@ -109,7 +109,7 @@ class _Link:
         self._client = AsyncModbusTcpClient(
             host,
             port=port,
-            timeout=2 * timeout_s,
+            timeout=2 * request_timeout_s,
             retries=0,
             reconnect_delay=0,
             trace_packet=self._on_packet,
@@ -235,7 +235,7 @@ class ModbusSource:
         self._io = asyncio.Lock()
         self._ever_connected = False
         self._bad: set[str] = set()
-        self._backoff = Backoff(connection.backoff_initial_s, connection.backoff_max_s)
+        self._backoff = Backoff(connection.reconnect_initial_s, connection.reconnect_max_s)
 
     @property
     def blocks(self) -> list[Block]:
@@ -339,7 +339,7 @@ class ModbusSource:
 
     async def _connect(self) -> bool:
         self._drop_link()
-        link = _Link(self.connection.host, self.connection.port, self.connection.timeout_s)
+        link = _Link(self.connection.host, self.connection.port, self.connection.request_timeout_s)
         problem = await link.open()
         if problem:
             link.close()

@@ -138,8 +138,8 @@ class ModbusTag:
     scale: float = 1.0
     offset: float = 0.0
     writable: bool = False
-    min: float | None = None
-    max: float | None = None
+    min_value: float | None = None
+    max_value: float | None = None
 
     def __post_init__(self) -> None:
         problem = _tag_problem(self)
@@ -202,7 +202,7 @@ def _address_problem(tag: ModbusTag) -> str:
 
 
 def _number_problem(tag: ModbusTag) -> str:
-    for key in ("scale", "offset", "min", "max"):
+    for key in ("scale", "offset", "min_value", "max_value"):
         number = getattr(tag, key)
         if number is not None and (not _is_number(number) or not math.isfinite(number)):
             return f"{key} must be a finite number, not {number!r}"
@@ -210,11 +210,11 @@ def _number_problem(tag: ModbusTag) -> str:
         return "scale must not be 0 (writes divide by it)"
     logical = tag.type in ("bool", "bits")
     if logical and (
-        tag.scale != 1 or tag.offset != 0 or tag.min is not None or tag.max is not None
+        tag.scale != 1 or tag.offset != 0 or tag.min_value is not None or tag.max_value is not None
     ):
-        return f"a {tag.type} value takes no scale, offset, min or max"
-    if tag.min is not None and tag.max is not None and tag.min > tag.max:
-        return f"min {tag.min} is above max {tag.max}"
+        return f"a {tag.type} value takes no scale, offset, min_value or max_value"
+    if tag.min_value is not None and tag.max_value is not None and tag.min_value > tag.max_value:
+        return f"min_value {tag.min_value} is above max_value {tag.max_value}"
     return ""
 
 
@@ -347,21 +347,21 @@ def decode_value(tag: ModbusTag, words: Sequence[int]) -> Decoded:
 def _check_limits(tag: ModbusTag, value: float | int) -> None:
     if not math.isfinite(value):
         raise ValueError(f"{value} is not a finite number")
-    if tag.min is not None and value < tag.min:
-        raise ValueError(f"{value} is below the minimum {tag.min} of {tag.name}")
-    if tag.max is not None and value > tag.max:
-        raise ValueError(f"{value} is above the maximum {tag.max} of {tag.name}")
+    if tag.min_value is not None and value < tag.min_value:
+        raise ValueError(f"{value} is below the minimum {tag.min_value} of {tag.name}")
+    if tag.max_value is not None and value > tag.max_value:
+        raise ValueError(f"{value} is above the maximum {tag.max_value} of {tag.name}")
 
 
 def to_raw(tag: ModbusTag, value: object) -> int | float:
     """The raw number to write for an engineering value: ``(value - offset) / scale``.
 
-    Checks, in this order, that ``value`` is a number, within the tag's min/max, and that the raw
+    Checks, in this order, that ``value`` is a number, within the tag's min_value..max_value, and that the raw
     number fits the register type; integer types round to the nearest integer.
 
-    >>> to_raw(ModbusTag("sp", 20, scale=0.01, min=5, max=10), 7.25)
+    >>> to_raw(ModbusTag("sp", 20, scale=0.01, min_value=5, max_value=10), 7.25)
     725
-    >>> to_raw(ModbusTag("sp", 20, scale=0.01, min=5, max=10), 11)
+    >>> to_raw(ModbusTag("sp", 20, scale=0.01, min_value=5, max_value=10), 11)
     Traceback (most recent call last):
     ...
     ValueError: 11 is above the maximum 10 of sp
@@ -592,7 +592,7 @@ def _device_problem(device: ModbusDevice) -> str:
         return f"unit_id must be 0..255, not {device.unit_id!r}"
     interval = device.poll_interval_s
     if not _is_number(interval) or not 0.001 <= interval <= 86400:
-        return f"poll_interval_s must be 0.001..86400 seconds, not {interval!r}"
+        return f"the poll interval must be 1 ms to 24 h, not {interval!r} s"
     if not device.tags:
         return "a device needs at least one tag"
     for key, top in (("max_registers", MAX_READ_REGISTERS), ("max_bits", MAX_READ_BITS)):
@@ -628,12 +628,12 @@ class ModbusConnection:
     devices: tuple[ModbusDevice, ...]
     port: int = 502
     name: str = ""
-    timeout_s: float = 1.0
+    request_timeout_s: float = 1.0
     """How long to wait for each answer (and for the connection to open)."""
     retries: int = 1
     """How often a request that got no (or a malformed) answer is sent again, on a new connection."""
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 30.0
+    reconnect_initial_s: float = 0.5
+    reconnect_max_s: float = 30.0
 
     def __post_init__(self) -> None:
         problem = _connection_problem(self)
@@ -659,13 +659,13 @@ def _connection_problem(conn: ModbusConnection) -> str:
         return "host is empty"
     if not _is_int(conn.port) or not 1 <= conn.port <= 65535:
         return f"port must be 1..65535, not {conn.port!r}"
-    if not _is_number(conn.timeout_s) or not 0 < conn.timeout_s <= 600:
-        return f"timeout_s must be above 0 and at most 600, not {conn.timeout_s!r}"
+    if not _is_number(conn.request_timeout_s) or not 0 < conn.request_timeout_s <= 600:
+        return f"request_timeout_s must be above 0 and at most 600, not {conn.request_timeout_s!r}"
     if not _is_int(conn.retries) or not 0 <= conn.retries <= 10:
         return f"retries must be 0..10, not {conn.retries!r}"
-    lo, hi = conn.backoff_initial_s, conn.backoff_max_s
+    lo, hi = conn.reconnect_initial_s, conn.reconnect_max_s
     if not (_is_number(lo) and _is_number(hi) and 0 < lo <= hi):
-        return "backoff needs 0 < backoff_initial_s <= backoff_max_s"
+        return "backoff needs 0 < reconnect_initial_s <= reconnect_max_s"
     if not conn.devices:
         return "no devices"
     names: set[str] = set()
@@ -685,15 +685,23 @@ def _connection_problem(conn: ModbusConnection) -> str:
 # From configuration data (a parsed YAML or JSON document)
 
 _TAG_KEYS = frozenset(
-    {"name", "table", "address", "type", "bit", "word_order", "byte_order", "scale", "offset"}
-    | {"writable", "min", "max"}
+    {"tag", "table", "address", "type", "bit", "word_order", "byte_order", "scale", "offset"}
+    | {"writable", "min_value", "max_value"}
 )
 _DEVICE_KEYS = frozenset(
-    {"name", "unit_id", "poll_interval_s", "word_order", "byte_order", "max_gap", "max_bit_gap"}
+    {"name", "unit_id", "poll_interval_ms", "word_order", "byte_order", "max_gap", "max_bit_gap"}
     | {"max_registers", "max_bits", "tags"}
 )
 _CONNECTION_KEYS = frozenset(
-    {"name", "host", "port", "timeout_s", "retries", "backoff_initial_s", "backoff_max_s"}
+    {
+        "name",
+        "host",
+        "port",
+        "request_timeout_s",
+        "retries",
+        "reconnect_initial_s",
+        "reconnect_max_s",
+    }
     | {"devices"}
 )
 
@@ -753,17 +761,17 @@ def tag_from_dict(
 ) -> ModbusTag:
     """A tag from its configuration; the device supplies unit id and default orders.
 
-    >>> tag_from_dict({"name": "running", "table": "coil", "address": 0}).type
+    >>> tag_from_dict({"tag": "running", "table": "coil", "address": 0}).type
     'bool'
     """
-    name = raw.get("name") if isinstance(raw, Mapping) else None
+    name = raw.get("tag") if isinstance(raw, Mapping) else None
     fields = _Fields(raw, f"tag {name!r}", _TAG_KEYS)
     tables = f"one of {', '.join(TABLES)}"
     table = cast(Table, fields.get("table", _choice(TABLES), tables, "holding"))
     types = f"one of {', '.join(DATA_TYPES)}"
     default_type = "bool" if table in BIT_TABLES else "uint16"
     return ModbusTag(
-        name=cast(str, fields.required("name")),
+        name=cast(str, fields.required("tag")),
         address=cast(int, fields.required("address")),
         table=table,
         type=cast(DataType, fields.get("type", _choice(DATA_TYPES), types, default_type)),
@@ -774,8 +782,8 @@ def tag_from_dict(
         scale=fields.number("scale", 1.0),
         offset=fields.number("offset", 0.0),
         writable=cast(bool, fields.get("writable", _is_bool, "true or false", False)),
-        min=cast("float | None", fields.get("min", _optional_number, "a number", None)),
-        max=cast("float | None", fields.get("max", _optional_number, "a number", None)),
+        min_value=cast("float | None", fields.get("min_value", _optional_number, "a number", None)),
+        max_value=cast("float | None", fields.get("max_value", _optional_number, "a number", None)),
     )
 
 
@@ -798,7 +806,7 @@ def device_from_dict(raw: object) -> ModbusDevice:
             tag_from_dict(tag, unit_id=unit_id, word_order=word_order, byte_order=byte_order)
             for tag in cast(Sequence[object], tags)
         ),
-        poll_interval_s=fields.number("poll_interval_s", 1.0),
+        poll_interval_s=fields.number("poll_interval_ms", 1000.0) / 1000.0,
         max_gap=fields.integer("max_gap", 4),
         max_bit_gap=fields.integer("max_bit_gap", 32),
         max_registers=fields.integer("max_registers", MAX_READ_REGISTERS),
@@ -811,7 +819,7 @@ def connection_from_dict(raw: object) -> ModbusConnection:
 
     >>> conn = connection_from_dict({"host": "10.0.0.5", "devices": [
     ...     {"name": "meter", "unit_id": 3, "tags": [
-    ...         {"name": "voltage_l1", "table": "input", "address": 0, "type": "float32"}]}]})
+    ...         {"tag": "voltage_l1", "table": "input", "address": 0, "type": "float32"}]}]})
     >>> conn.port, conn.devices[0].tags[0].unit_id, conn.label
     (502, 3, 'modbus://10.0.0.5:502')
     """
@@ -824,8 +832,8 @@ def connection_from_dict(raw: object) -> ModbusConnection:
         devices=tuple(device_from_dict(d) for d in cast(Sequence[object], devices)),
         port=fields.integer("port", 502, "an integer 1..65535"),
         name=cast(str, fields.get("name", lambda v: isinstance(v, str), "text", "")),
-        timeout_s=fields.number("timeout_s", 1.0),
+        request_timeout_s=fields.number("request_timeout_s", 1.0),
         retries=fields.integer("retries", 1, "an integer 0..10"),
-        backoff_initial_s=fields.number("backoff_initial_s", 0.5),
-        backoff_max_s=fields.number("backoff_max_s", 30.0),
+        reconnect_initial_s=fields.number("reconnect_initial_s", 0.5),
+        reconnect_max_s=fields.number("reconnect_max_s", 30.0),
     )
