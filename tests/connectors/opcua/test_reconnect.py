@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -53,7 +53,7 @@ async def _until(condition: Callable[[], bool], timeout: float, what: str) -> fl
 
 @pytest.mark.slow
 def test_reconnects_after_each_kill_with_one_subscription(
-    sim_config: Callable[..., SimServerConfig], collector: Any, running: Any, aspace_cache: Path
+    sim_config: Callable[..., SimServerConfig], collector: Any, running: Any
 ) -> None:
     config = sim_config()
 
@@ -122,3 +122,55 @@ def test_reconnects_after_each_kill_with_one_subscription(
     waits = asyncio.run(asyncio.wait_for(scenario(), 600))
     print(f"reconnect after restart: max {max(waits):.2f} s, mean {sum(waits) / len(waits):.2f} s")
     assert len(waits) == RESTARTS and max(waits) < RECONNECT_WITHIN_S
+
+
+def test_a_hung_server_is_noticed_by_the_keepalive_probe(
+    sim_config: Callable[..., SimServerConfig], collector: Any, running: Any
+) -> None:
+    """SIGSTOP keeps the socket open but silent: only the keep-alive probe can tell."""
+    config = sim_config()
+
+    async def scenario() -> None:
+        process = await _start(config)
+        source = OpcUaSource(
+            OpcUaConfig.model_validate(
+                {
+                    "name": "imm1",
+                    "endpoint": config.endpoint,
+                    "publishing_interval_ms": 100,
+                    "keepalive_s": 1,
+                    "request_timeout_s": 1,
+                    "reconnect_initial_s": 0.05,
+                    "reconnect_max_s": 0.5,
+                    "nodes": [
+                        {
+                            "tag": "zone1",
+                            "node_id": "ns=2;s=IMM1.InjectionUnit.TemperatureZones.Zone1"
+                            ".ActualTemperature",
+                        }
+                    ],
+                }
+            )
+        )
+        out = collector()
+        try:
+            async with running(source, out):
+                await out.wait_for(lambda c: len(c.readings) > 0, 30)
+                process.send_signal(signal.SIGSTOP)
+                stopped_us = time.time_ns() // 1000
+                await _until(lambda: not source.counters.connected, 10, "hang noticed")
+                process.send_signal(signal.SIGCONT)
+                await _until(
+                    lambda: (
+                        source.counters.reconnects == 1
+                        and any(r.ts_us > stopped_us for r in out.readings)
+                    ),
+                    RECONNECT_WITHIN_S,
+                    "data after the hang",
+                )
+                assert source.counters.extra["subscriptions"] == 1
+        finally:
+            process.kill()
+            await process.wait()
+
+    asyncio.run(asyncio.wait_for(scenario(), 120))
