@@ -32,9 +32,13 @@ def _quiet_asyncua() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def aspace_cache(request: pytest.FixtureRequest) -> Path:
+def aspace_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The standard address space, shelved once in pytest's cache (a server then starts fast)."""
-    directory = Path(request.config.cache.mkdir("opcua-address-space"))
+    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
+    if cache is not None:
+        directory = Path(cache.mkdir("opcua-address-space"))
+    else:
+        directory = tmp_path_factory.mktemp("opcua-address-space")
     asyncio.run(build_address_space_cache(directory))
     return directory
 
