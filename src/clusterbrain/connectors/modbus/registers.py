@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from itertools import groupby
-from typing import Literal, cast, get_args
+from typing import Literal, NoReturn, cast, get_args
 
 from clusterbrain.devices.schemas import TAG_NAME_PATTERN
 from clusterbrain.platform.errors import InvalidInput
@@ -718,7 +718,7 @@ class _Fields:
             keys = ", ".join(sorted(known))
             self.fail(f"unknown key {unknown[0]!r} (known keys: {keys})")
 
-    def fail(self, problem: str) -> None:
+    def fail(self, problem: str) -> NoReturn:
         raise RegisterMapError(f"{self.where}: {problem}")
 
     def get(self, key: str, check: Callable[[object], bool], what: str, default: object) -> object:
