@@ -65,6 +65,12 @@ def _b_ids(client: TestClient, world: World) -> dict[str, Any]:
     assert alarms, "B must own an alarm for the walk"
     letters = client.get("/api/v1/dead-letters", headers=world.b.headers).json()
     assert letters, "B must own a dead letter for the walk"
+    command = client.post(
+        f"/api/v1/devices/{world.b.device_id}/commands",
+        json={"tag": "setpoint", "value": 50.0},
+        headers=world.b.headers,
+    )
+    assert command.status_code == 202, command.text
     return {
         "enterprise_id": world.b.enterprise_id,
         "site_id": world.b.site_id,
@@ -80,6 +86,7 @@ def _b_ids(client: TestClient, world: World) -> dict[str, Any]:
         "subscription_id": subscription["id"],
         "rule_id": rule["id"],
         "alarm_id": alarms[0]["id"],
+        "command_id": command.json()["id"],
     }
 
 

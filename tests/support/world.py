@@ -17,6 +17,14 @@ PROFILE_TAGS = [
     {"name": "count", "unit": "pcs", "data_type": "int", "min_value": 0},
     {"name": "running", "data_type": "bool"},
     {"name": "state", "data_type": "string"},
+    {
+        "name": "setpoint",
+        "unit": "°C",
+        "data_type": "float",
+        "min_value": 0,
+        "max_value": 300,
+        "writable": True,
+    },
 ]
 
 

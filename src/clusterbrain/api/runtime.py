@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from clusterbrain.connectors.mqtt.ingest import MqttIngest, MqttIngestConfig
 from clusterbrain.devices.broker_auth import BrokerAuth, DynsecBrokerAuth, NullBrokerAuth
+from clusterbrain.devices.command_service import settle_ack
 from clusterbrain.devices.directory import SqlDeviceDirectory
 from clusterbrain.platform.db import make_engine, make_session_factory, utcnow
 from clusterbrain.platform.migrate import upgrade
@@ -138,7 +139,12 @@ class Runtime:
                     self.settings.mqtt_username, self.settings.mqtt_password
                 )
             self.mqtt = MqttIngest(mqtt_config(self.settings, worker_id), self.pipeline)
+            self.mqtt.on_ack = lambda topic, payload: settle_ack(self.sessions, topic, payload)
             self.mqtt.start()
+
+    def command_transport(self) -> MqttIngest | None:
+        """What commands to devices are published through (the ingest's MQTT client)."""
+        return self.mqtt
 
     def close(self) -> None:
         self._stopping.set()

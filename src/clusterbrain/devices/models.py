@@ -71,3 +71,30 @@ class Device(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Command(Base):
+    """A value an engineer asked a device to take (a setpoint), and what became of it.
+
+    Kept as the audit record of every command: who asked, what, when it was sent and answered.
+    """
+
+    __tablename__ = "device_commands"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    enterprise_id: Mapped[int] = mapped_column(
+        ForeignKey("enterprises.id", ondelete="CASCADE"), index=True
+    )
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
+    tag: Mapped[str] = mapped_column(String(100))
+    value: Mapped[str] = mapped_column(Text)
+    """The value as JSON (a number, a boolean or a text)."""
+    status: Mapped[str] = mapped_column(String(16), default="sent", index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    requested_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    topic: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -84,9 +84,19 @@ def _register(platform: Runtime, modbus: BackgroundServer) -> Registered:
         for t in unit["tags"]
         if t["table"] in ("coil", "discrete_input") or t["type"] == "bits"
     }
+    writable = {t["tag"]: t for unit in units for t in unit["tags"] if t.get("writable")}
     field_profile = {
         "name": "Compressor room (Modbus)",
-        "tags": [{"name": t, "data_type": "bool" if t in bits else "float"} for t in tags],
+        "tags": [
+            {
+                "name": t,
+                "data_type": "bool" if t in bits else "float",
+                "writable": t in writable,
+                # wider than the gateway's own limits, so that the gateway's check is tested too
+                **({"min_value": 0, "max_value": 20} if t == "pressure_setpoint" else {}),
+            }
+            for t in tags
+        ],
     }
     gateway_profile = {
         "name": "Edge gateway",
@@ -278,3 +288,79 @@ def test_a_minute_without_uplink_loses_nothing_and_duplicates_nothing(
     during = [s for s in stamps if cut + 1 < s < back - 1]
     assert len(during) > 0.5 * rate * (back - cut - 2)  # kept with the time they were read
     assert gateway.spool.dropped == 0
+
+
+def _command(api: TestClient, headers: dict[str, str], body: dict[str, Any]) -> Any:
+    return api.post("/api/v1/devices/room-1/commands", json=body, headers=headers)
+
+
+def _settled(api: TestClient, headers: dict[str, str], command_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+
+    def done() -> bool:
+        found.update(api.get(f"/api/v1/commands/{command_id}", headers=headers).json())
+        return found["status"] != "sent"
+
+    _wait(done, 30, f"command {command_id} to be settled")
+    return found
+
+
+def test_a_setpoint_reaches_the_machine_and_its_acknowledgement_comes_back(
+    tmp_path: Path, platform: Runtime, mosquitto_dynsec: MosquittoProcess, modbus: BackgroundServer
+) -> None:
+    registered = _register(platform, modbus)
+    api, headers = registered.api, registered.world.a.headers
+    running = Running(
+        _config_file(tmp_path, mosquitto_dynsec, modbus, registered.gateway_secret, 0.2)
+    )
+    try:
+        _wait(lambda: platform.store.latest("room-1", ["pressure_setpoint"]), 30, "first data")
+        sent = _command(api, headers, {"tag": "pressure_setpoint", "value": 8.25})
+        assert sent.status_code == 202, sent.text
+        assert sent.json()["status"] == "sent"
+        done = _settled(api, headers, sent.json()["id"])
+        assert done["status"] == "succeeded", done
+        assert done["requested_by"] == registered.world.a.user_id  # the audit record
+
+        def machine_has_it() -> bool:
+            value = platform.store.latest("room-1", ["pressure_setpoint"])[0].value
+            return value is not None and abs(value - 8.25) < 1e-6
+
+        _wait(machine_has_it, 15, "the new setpoint read back from the machine")
+
+        # inside the platform's range but outside the gateway's: refused there, with the reason
+        refused = _command(api, headers, {"tag": "pressure_setpoint", "value": 12})
+        failed = _settled(api, headers, refused.json()["id"])
+        assert failed["status"] == "failed" and "12" in failed["reason"], failed
+
+        # refused by the platform before anything is sent
+        out_of_range = _command(api, headers, {"tag": "pressure_setpoint", "value": 25})
+        assert out_of_range.status_code == 422
+        assert out_of_range.json()["field"] == "value"
+        read_only = _command(api, headers, {"tag": "discharge_pressure", "value": 1.0})
+        assert read_only.status_code == 422 and "not writable" in read_only.json()["detail"]
+        viewer = api.post(
+            "/api/v1/users",
+            json={"username": "night-shift", "role": "operator", "password": "operator-pw"},
+            headers=headers,
+        )
+        assert viewer.status_code == 201, viewer.text
+        token = api.post(
+            "/api/v1/auth/login", json={"username": "night-shift", "password": "operator-pw"}
+        ).json()["token"]
+        as_operator = _command(
+            api, {"Authorization": f"Bearer {token}"}, {"tag": "pressure_setpoint", "value": 7}
+        )
+        assert as_operator.status_code == 403
+        other = _command(api, registered.world.b.headers, {"tag": "pressure_setpoint", "value": 7})
+        assert other.status_code == 404
+        history = api.get("/api/v1/devices/room-1/commands", headers=headers).json()
+        assert [c["status"] for c in history] == ["failed", "succeeded"]
+    finally:
+        running.stop()
+
+    # the gateway is gone: nobody answers, and the command times out
+    late = _command(api, headers, {"tag": "pressure_setpoint", "value": 7.5, "timeout_s": 1})
+    assert late.status_code == 202
+    time.sleep(1.5)
+    assert _settled(api, headers, late.json()["id"])["status"] == "timed_out"

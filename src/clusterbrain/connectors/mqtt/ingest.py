@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,8 @@ from clusterbrain.telemetry.pipeline import IngestPipeline, MessageOutcome, RawM
 log = logging.getLogger(__name__)
 TELEMETRY_FILTER = "cb/v1/+/telemetry"
 GATEWAY_FILTER = "cb/v1/+/gateway/+/telemetry"
+ACK_FILTERS = ("cb/v1/+/commands/ack", "cb/v1/+/gateway/+/commands/ack")
+"""Devices' (and gateways') answers to commands."""
 SESSION_EXPIRY_S = 7 * 24 * 3600
 RECEIVE_MAXIMUM = 65_535
 
@@ -50,6 +53,12 @@ def subscription_topics(config: MqttIngestConfig) -> list[str]:
     if config.protocol == "5" and config.shared_group:
         return [f"$share/{config.shared_group}/{f}" for f in (TELEMETRY_FILTER, GATEWAY_FILTER)]
     return [TELEMETRY_FILTER, GATEWAY_FILTER]
+
+
+def _shared(config: MqttIngestConfig, topic: str) -> str:
+    if config.protocol == "5" and config.shared_group:
+        return f"$share/{config.shared_group}/{topic}"
+    return topic
 
 
 def device_id_of(topic: str) -> str | None:
@@ -88,6 +97,8 @@ class MqttIngest:
         self._connected = threading.Event()
         self._client = self._build_client()
         self.connect_failures = 0
+        self.on_ack: Callable[[str, bytes], object] | None = None
+        """Receives command acknowledgements (topic, payload)."""
 
     @property
     def connected(self) -> bool:
@@ -155,7 +166,9 @@ class MqttIngest:
             self.connect_failures += 1
             log.error("MQTT connect refused: %s", reason)
             return
-        client.subscribe([(topic, 1) for topic in subscription_topics(self._config)])
+        topics = subscription_topics(self._config)
+        topics += [_shared(self._config, topic) for topic in ACK_FILTERS]
+        client.subscribe([(topic, 1) for topic in topics])
         self._connected.set()
         log.info("MQTT ingest connected to %s:%s", self._config.host, self._config.port)
 
@@ -165,8 +178,18 @@ class MqttIngest:
         self._connected.clear()
         log.warning("MQTT ingest disconnected (%s); paho reconnects with backoff", reason)
 
+    def publish(self, topic: str, payload: bytes) -> bool:
+        """Send a message (a command) with QoS 1; False when not connected."""
+        if not self._connected.is_set():
+            return False
+        info = self._client.publish(topic, payload, qos=1)
+        return info.rc == mqtt.MQTT_ERR_SUCCESS
+
     def _on_message(self, client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         topic = msg.topic
+        if topic.endswith("/commands/ack"):
+            self._on_ack(client, msg)
+            return
         device_id, gateway_id = route_of(topic)
         mid, qos = msg.mid, msg.qos
 
@@ -180,3 +203,12 @@ class MqttIngest:
         # Blocks this network thread while the queue is full: back-pressure to the broker.
         # QoS 0 has no redelivery, so it is shed (and counted) after a short wait instead.
         self._pipeline.submit(message, timeout=None if qos > 0 else 1.0)
+
+    def _on_ack(self, client: mqtt.Client, msg: mqtt.MQTTMessage) -> None:
+        try:
+            if self.on_ack is not None:
+                self.on_ack(msg.topic, bytes(msg.payload))
+        except Exception:  # a failing ack must not stop ingest; the command times out
+            log.exception("command acknowledgement on %s could not be recorded", msg.topic)
+        if msg.qos > 0:
+            client.ack(msg.mid, msg.qos)
