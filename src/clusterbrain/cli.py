@@ -214,12 +214,16 @@ def demo(
     var_dir: Annotated[Path, typer.Option(help="Where the demo keeps its data.")] = Path(
         "var/demo"
     ),
+    history_hours: Annotated[
+        float, typer.Option(min=0, help="Simulated history before now (0: start empty).")
+    ] = 8.0,
     verbose: bool = False,
 ) -> None:
     """A live simulated cluster on embedded defaults: broker, store, ingest, simulator, API."""
     import uvicorn
 
     from clusterbrain.api.app import create_app
+    from clusterbrain.api.history import backfill_history
     from clusterbrain.api.provision import provision_cluster
     from clusterbrain.api.runtime import Runtime
     from clusterbrain.connectors.mqtt.embedded_broker import EmbeddedBroker
@@ -246,6 +250,7 @@ def demo(
     runtime.start_ingest(mqtt=True)
     runtime.start_scheduler()
     simulator = _simulator(settings, devices, 1.0, 1, 2.0, var_dir / "ground_truth.jsonl", 7)
+    backfill_history(runtime, simulator, history_hours)
     simulator.start()
     _print_demo_banner(runtime, port, mqtt_port, len(devices), enterprises)
     try:

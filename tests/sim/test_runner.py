@@ -251,3 +251,14 @@ def test_duplicate_ids_and_unknown_kinds_are_refused() -> None:
 def test_mqtt_v5_is_the_default_protocol() -> None:
     assert Simulator(DEVICES, "127.0.0.1", 1883).protocol == "5"
     assert MQTTProtocolVersion.MQTTv5 == mqtt.MQTTv5
+
+
+def test_a_start_after_a_backfill_continues_its_models() -> None:
+    device = SimulatedDevice("e1-imm-09", "secret", "injection_moulding", "IMM-09")
+    simulator = Simulator([device], "127.0.0.1", 1, fault_rate_per_hour=0, seed=3)
+    messages = list(simulator.backfill(1_790_000_000.0, 1_790_003_600.0, 30.0, batch=60))
+    last = orjson.loads(messages[-1].payload)[-1]["values"]
+    continued = simulator._history["e1-imm-09"].model.step(1_790_003_601.0, 1.0)
+    assert last["good_count"] > 50  # an hour of production
+    assert continued["good_count"] - last["good_count"] in (0, 1)  # the same machine goes on
+    assert simulator._history["e1-imm-09"].buffer == []

@@ -179,6 +179,7 @@ class Simulator:
     ) -> None:
         _check_arguments(devices, interval_s, batch, protocol, speed, qos)
         self.devices = list(devices)
+        self._history: dict[str, _Live] = {}
         self.host, self.port = host, port
         self.interval_s, self.batch, self.protocol = interval_s, batch, protocol
         self.fault_rate_per_hour = fault_rate_per_hour
@@ -236,7 +237,13 @@ class Simulator:
         self._clock = self._start_time if self._start_time is not None else time.time()
         self._planned_until = self._clock
         self._stopping.clear()
-        self._live = {d.device_id: self._make_live(d) for d in self.devices}
+        # models that ran through a backfill go on from where it ended (counters, wear, faults)
+        self._live = {
+            d.device_id: self._history.pop(d.device_id)
+            if d.device_id in self._history
+            else self._make_live(d)
+            for d in self.devices
+        }
         for live in self._live.values():
             self._connect(live)
         self._await_connections(connect_timeout)
@@ -292,11 +299,13 @@ class Simulator:
         self, start: float, end: float, step_s: float, *, batch: int | None = None
     ) -> Iterator[BackfillMessage]:
         """Messages for ``[start, end)`` from fresh models, oldest first, for filling history
-        without a broker; faults follow ``fault_rate_per_hour`` and go to the ground-truth log."""
+        without a broker; faults follow ``fault_rate_per_hour`` and go to the ground-truth log.
+        A later :meth:`start` continues these models, so live data joins the history."""
         if step_s <= 0:
             raise ValueError("step_s must be positive")
         size = batch or self.batch
         lives = [self._make_live(d) for d in self.devices]
+        self._history = {live.spec.device_id: live for live in lives}
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0xBAC4F111]))
         machines = {live.spec.device_id: live.spec.kind for live in lives}
         by_id = {live.spec.device_id: live for live in lives}

@@ -19,6 +19,7 @@ from clusterbrain.ui.layout import empty_state, frame, page
 
 TEXT = {
     "This shift": "本班次",
+    "Site / line": "厂区 / 产线",
     "Today": "今日",
     "Enterprise": "企业",
     "Machines": "设备",
@@ -222,9 +223,48 @@ async def _kpis(console: Console, viewer: Viewer, area: ui.row) -> None:
             ("Today", found.day.get("enterprise")),
         ):
             _kpi_card(viewer, viewer.t(label), elements)
-        for key in sorted(found.day):
-            if key.startswith("line:"):
-                _kpi_card(viewer, found.names.get(key, key), found.day[key], small=True)
+    scopes = sorted(
+        (key for key in found.day if key != "enterprise"),
+        key=lambda k: (not k.startswith("site:"), found.names.get(k, k)),
+    )
+    if scopes:
+        with area:
+            _scope_table(viewer, found, scopes)
+
+
+def _scope_table(viewer: Viewer, found: live.ScopeKpis, scopes: list[str]) -> None:
+    """Sites, then lines: this shift and today, each OEE with its A/P/Q (summed time elements)."""
+    t = viewer.t
+    columns = [{"name": "scope", "label": t("Site / line"), "field": "scope", "align": "left"}]
+    for period in ("shift", "day"):
+        prefix = t("This shift") if period == "shift" else t("Today")
+        for name in ("OEE", "Availability", "Performance", "Quality"):
+            columns.append(
+                {
+                    "name": f"{period}_{name}",
+                    "label": f"{prefix} {t(name)}",
+                    "field": f"{period}_{name}",
+                }
+            )
+    rows = []
+    for key in scopes:
+        row: dict[str, str] = {"scope": found.names.get(key, key)}
+        for period, table in (("shift", found.shift), ("day", found.day)):
+            elements = table.get(key)
+            kpis = compute_kpis(elements) if elements is not None else None
+            values = (
+                (kpis.oee, kpis.availability, kpis.effectiveness, kpis.quality_ratio)
+                if kpis
+                else (None,) * 4
+            )
+            for name, value in zip(
+                ("OEE", "Availability", "Performance", "Quality"), values, strict=True
+            ):
+                row[f"{period}_{name}"] = percent(value)
+        rows.append(row)
+    ui.table(columns=columns, rows=rows, row_key="scope").classes("w-full").props(
+        'flat bordered dense hide-pagination data-testid="scope-kpis"'
+    )
 
 
 def _kpi_card(
