@@ -215,8 +215,8 @@ def demo(
         "var/demo"
     ),
     history_hours: Annotated[
-        float, typer.Option(min=0, help="Simulated history before now (0: start empty).")
-    ] = 8.0,
+        float, typer.Option(min=0, help="Hours of simulated history before now (0: none).")
+    ] = 24.0,
     verbose: bool = False,
 ) -> None:
     """A live simulated cluster on embedded defaults: broker, store, ingest, simulator, API."""
@@ -250,12 +250,18 @@ def demo(
     runtime.start_ingest(mqtt=True)
     runtime.start_scheduler()
     simulator = _simulator(settings, devices, 1.0, 1, 2.0, var_dir / "ground_truth.jsonl", 7)
-    backfill_history(runtime, simulator, history_hours)
-    simulator.start()
+    # history first, then live from where it ended; the API is up meanwhile
+    def history_then_live() -> None:
+        backfill_history(runtime, simulator, history_hours)
+        simulator.start()
+
+    feeder = threading.Thread(target=history_then_live, name="demo-history", daemon=True)
+    feeder.start()
     _print_demo_banner(runtime, port, mqtt_port, len(devices), enterprises)
     try:
         uvicorn.run(create_app(runtime), host="127.0.0.1", port=port, log_level="warning")
     finally:
+        feeder.join(60)
         simulator.stop()
         runtime.close()
         broker.stop()

@@ -292,3 +292,17 @@ def test_a_planned_fault_can_be_injected_as_planned() -> None:
         model = make_model(MACHINES[event.machine_id], np.random.default_rng(0))
         tags = model.inject(event.fault, event.start, event.duration, event.tag)
         assert tags
+
+
+def test_producing_machines_stop_in_the_calendar_s_meal_breaks() -> None:
+    from clusterbrain.api.provision import DEMO_CALENDAR
+    from clusterbrain.sim.signals import BREAKS_LOCAL_H
+
+    breaks = [b for shift in DEMO_CALENDAR["pattern"]["shifts"] for b in shift["breaks"]]  # type: ignore[index]
+    hours = [tuple(int(t[:2]) + int(t[3:]) / 60 for t in (b["start"], b["end"])) for b in breaks]
+    assert sorted(hours) == sorted(BREAKS_LOCAL_H)  # the simulator follows the demo calendar
+    model = make_model("injection_moulding", np.random.default_rng(5))
+    lunch = 1_790_000_000 - 1_790_000_000 % 86400 + 4 * 3600  # 12:00 local
+    model.step(lunch - 60, 1.0)
+    states = {model.step(lunch + 60 * i + 30, 60.0)["state"] for i in range(59)}
+    assert "running" not in states

@@ -45,7 +45,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveConsole]:
         [
             sys.executable, "-m", "clusterbrain.cli", "demo",
             "--port", str(port), "--mqtt-port", str(mqtt_port),
-            "--enterprises", "2", "--machines", "8", "--var-dir", str(var_dir / "data"),
+            "--enterprises", "2", "--machines", "8", "--var-dir", str(var_dir / "data"), "--history-hours", "12",
         ],
         stdout=log, stderr=subprocess.STDOUT, env=env,
     )  # fmt: skip

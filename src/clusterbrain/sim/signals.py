@@ -35,6 +35,9 @@ StateMeans = Mapping[str, Mapping[str, float]]
 LOCAL_UTC_OFFSET_S = 8 * 3600
 SHIFT_LENGTH_S = 12 * 3600
 FIRST_SHIFT_LOCAL_S = 8 * 3600
+BREAKS_LOCAL_H: tuple[tuple[float, float], ...] = ((12.0, 13.0), (0.0, 0.5))
+"""Meal breaks (local hours) when operators stop the producing machines: the day shift's lunch and
+the night shift's midnight meal, as in the demo's shift calendar."""
 SHIFT_RESET_PROBABILITY = 0.35
 """Chance that the operator zeroes the shift counters on the HMI at a shift change."""
 
@@ -120,6 +123,16 @@ def shift_index(now: float) -> int:
 def local_hour(now: float) -> float:
     """Hour of day in China Standard Time, as a fraction (13.5 is 13:30)."""
     return ((now + LOCAL_UTC_OFFSET_S) % 86400) / 3600
+
+
+def in_break(now: float) -> bool:
+    """Whether ``now`` falls in one of the shifts' meal breaks.
+
+    >>> in_break(4 * 3600 + 30 * 60), in_break(5 * 3600 + 1)  # 12:30 and 13:00:01 local
+    (True, False)
+    """
+    hour = local_hour(now)
+    return any(start <= hour < end for start, end in BREAKS_LOCAL_H)
 
 
 def local_weekday(now: float) -> int:
@@ -272,6 +285,8 @@ class _ProducingMachine(MachineModel):
 
     def _next_state(self, now: float, dt: float) -> str:
         forced = "down" if self._stopped_by_fault(now) else None
+        if forced is None and in_break(now):
+            forced = "idle"  # the operator stops the machine for the meal break
         return self._states.advance(now, dt, forced)
 
     def _on_fault_end(self, fault: _ActiveFault, now: float) -> None:
