@@ -71,6 +71,10 @@ def _b_ids(client: TestClient, world: World) -> dict[str, Any]:
         headers=world.b.headers,
     )
     assert command.status_code == 202, command.text
+    group = client.post(
+        "/api/v1/sparkplug/groups", json={"group_id": "b-plant"}, headers=world.b.headers
+    )
+    assert group.status_code == 201, group.text
     return {
         "enterprise_id": world.b.enterprise_id,
         "site_id": world.b.site_id,
@@ -87,6 +91,7 @@ def _b_ids(client: TestClient, world: World) -> dict[str, Any]:
         "rule_id": rule["id"],
         "alarm_id": alarms[0]["id"],
         "command_id": command.json()["id"],
+        "group_id": "b-plant",
     }
 
 

@@ -15,6 +15,7 @@ from clusterbrain.api.runtime import Runtime
 from clusterbrain.connectors.http.api import router as ingest_router
 from clusterbrain.devices.api import router as devices_router
 from clusterbrain.devices.command_api import router as command_router
+from clusterbrain.devices.sparkplug_api import router as sparkplug_router
 from clusterbrain.platform.api import router as platform_router
 from clusterbrain.platform.problems import install_problem_handlers
 from clusterbrain.production.alarm_api import router as alarm_router
@@ -57,6 +58,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = False) -> FastAPI:
         kpi_router,
         alarm_router,
         command_router,
+        sparkplug_router,
     ):
         app.include_router(router)
     _add_operational_routes(app, runtime)

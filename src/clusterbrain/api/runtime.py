@@ -13,9 +13,11 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from clusterbrain.connectors.mqtt.ingest import MqttIngest, MqttIngestConfig
+from clusterbrain.connectors.sparkplug.ingest import SparkplugIngest, sparkplug_config
 from clusterbrain.devices.broker_auth import BrokerAuth, DynsecBrokerAuth, NullBrokerAuth
 from clusterbrain.devices.command_service import settle_ack
 from clusterbrain.devices.directory import SqlDeviceDirectory
+from clusterbrain.devices.sparkplug import SparkplugDirectory
 from clusterbrain.platform.db import make_engine, make_session_factory, utcnow
 from clusterbrain.platform.migrate import upgrade
 from clusterbrain.platform.notify import SmtpSettings
@@ -97,6 +99,8 @@ class Runtime:
             pipeline_config(settings),
         )
         self.mqtt: MqttIngest | None = None
+        self.sparkplug_directory = SparkplugDirectory(self.sessions)
+        self.sparkplug: SparkplugIngest | None = None
         self.alarms = AlarmEngine(self.sessions, self.smtp_settings, self.metrics.registry)
         self.pipeline.add_observer(self.alarms)
         self.tracker = ProductionTracker(self.sessions, self.store, self.metrics.registry)
@@ -129,7 +133,8 @@ class Runtime:
                 log.exception("scheduled reports failed; retrying at the next check")
 
     def start_ingest(self, *, mqtt: bool = True, worker_id: str = "") -> None:
-        """Start the pipeline worker, the alarm engine and, unless told otherwise, MQTT."""
+        """Start the pipeline worker, the alarm engine and, unless told otherwise, MQTT, with
+        the Sparkplug B host if ``sparkplug_ingest`` (one process only: docs/sparkplug.md)."""
         self.pipeline.start()
         self.alarms.start()
         self.tracker.start()
@@ -141,6 +146,17 @@ class Runtime:
             self.mqtt = MqttIngest(mqtt_config(self.settings, worker_id), self.pipeline)
             self.mqtt.on_ack = lambda topic, payload: settle_ack(self.sessions, topic, payload)
             self.mqtt.start()
+        if mqtt and self.settings.sparkplug_ingest and self.sparkplug is None:
+            self.sparkplug = SparkplugIngest(
+                sparkplug_config(self.settings, worker_id),
+                self.pipeline,
+                self.sparkplug_directory,
+                self.directory,
+                SqlDeadLetterSink(self.sessions),
+                self.metrics,
+            )
+            # The MQTT ingest already waited for an unreachable broker; both retry in the background.
+            self.sparkplug.start(timeout=10.0 if self.mqtt and self.mqtt.connected else 0.0)
 
     def command_transport(self) -> MqttIngest | None:
         """What commands to devices are published through (the ingest's MQTT client)."""
@@ -151,6 +167,9 @@ class Runtime:
         if self.mqtt is not None:
             self.mqtt.stop()
             self.mqtt = None
+        if self.sparkplug is not None:
+            self.sparkplug.stop()
+            self.sparkplug = None
         self.pipeline.stop()
         self.alarms.stop()
         self.tracker.stop()

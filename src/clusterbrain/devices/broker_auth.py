@@ -13,7 +13,8 @@ every device gets its own role ``cb-device-<id>`` with literal topics):
   refuses everything else whatever the broker's default ACL access is;
 - the service (ingest) account ``cb-service-<username>`` may subscribe to ``cb/v1/+/<kind>`` and
   ``$share/+/cb/v1/+/<kind>`` for telemetry, events and commands/ack, and publish
-  ``cb/v1/+/commands``.
+  ``cb/v1/+/commands``; as the Sparkplug B host it may subscribe to ``spBv1.0/#`` and publish
+  ``spBv1.0/+/NCMD/+``.
 """
 
 from __future__ import annotations
@@ -148,7 +149,18 @@ def service_acls() -> list[Acl]:
             ]
     acls.append(Acl("publishClientSend", "cb/v1/+/commands"))
     acls.append(Acl("publishClientSend", "cb/v1/+/gateway/+/commands"))
+    acls += sparkplug_service_acls()
     return acls
+
+
+def sparkplug_service_acls() -> list[Acl]:
+    """Sparkplug B host: every edge node's messages (one plain subscriber, never ``$share``, as
+    seq is per node) and rebirth requests (NCMD) to edge nodes."""
+    return [
+        Acl("subscribePattern", "spBv1.0/#"),
+        Acl("publishClientReceive", "spBv1.0/#"),
+        Acl("publishClientSend", "spBv1.0/+/NCMD/+"),
+    ]
 
 
 def check_identity(name: str, what: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from clusterbrain.platform.db import Base, UTCDateTime, utcnow
@@ -71,6 +71,12 @@ class Device(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    """'active', or 'pending' from its Sparkplug BIRTH until an engineer approves it."""
+    sparkplug_key: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    """``group/edge_node[/device]`` of a Sparkplug B node or device; unique per enterprise."""
+    offline_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """Set by a Sparkplug DEATH, cleared by the next BIRTH: offline whatever last_seen_at says."""
 
 
 class Command(Base):
@@ -98,3 +104,26 @@ class Command(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+Index(
+    "uq_devices_enterprise_sparkplug_key",
+    Device.enterprise_id,
+    Device.sparkplug_key,
+    unique=True,
+)
+
+
+class SparkplugGroup(Base):
+    """A Sparkplug B group id claimed by one enterprise: its edge nodes' messages belong to it."""
+
+    __tablename__ = "sparkplug_groups"
+
+    group_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    enterprise_id: Mapped[int] = mapped_column(
+        ForeignKey("enterprises.id", ondelete="CASCADE"), index=True
+    )
+    created_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

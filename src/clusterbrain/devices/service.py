@@ -247,7 +247,9 @@ def device_out(device: Device, now: datetime | None = None) -> schemas.DeviceOut
         gateway_id=device.gateway_id,
         name=device.name,
         revoked=device.revoked_at is not None,
-        online=device.revoked_at is None and is_online(device.last_seen_at, now or utcnow()),
+        online=device.revoked_at is None
+        and device.offline_since is None  # a Sparkplug DEATH, until the next BIRTH
+        and is_online(device.last_seen_at, now or utcnow()),
         last_seen_at=device.last_seen_at,
         secret_rotated_at=device.secret_rotated_at,
     )

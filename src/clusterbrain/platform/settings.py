@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     broker_auth: Literal["none", "dynsec"] = "none"
     broker_admin_username: str = "cb-admin"
     broker_admin_password: str = ""
+    sparkplug_ingest: bool = Field(
+        default=True,
+        description="Subscribe to spBv1.0/# as the Sparkplug B host. Sparkplug's seq is per edge "
+        "node, so exactly one ingest process may do it: set it false on every other worker.",
+    )
 
     ingest_queue_size: int = 20_000
     ingest_batch_size: int = 5_000
