@@ -71,7 +71,8 @@ class SqlDeviceDirectory:
                 tag.name: TagRule(TagKind(tag.data_type), tag.min_value, tag.max_value)
                 for tag in tags
             }
-            active = device.revoked_at is None
+            # a pending (not yet approved) device may not send data by any path
+            active = device.revoked_at is None and device.status != "pending"
             spec = DeviceSpec(device.id, device.enterprise_id, active, rules, device.gateway_id)
             return spec, device.secret_hash
 
