@@ -332,6 +332,41 @@ class AirCompressorDevice(SimulatedDevice):
         return None
 
 
+class RegisterBlockDevice(SimulatedDevice):
+    """Plain uint16 holding registers ``r00000``... that all change at every step: benchmark load.
+
+    Make one with :func:`register_block`, which gives the class its number of registers.
+    """
+
+    kind = "register_block"
+    points: ClassVar[tuple[SimPoint, ...]] = ()
+
+    def __init__(self, name: str, unit_id: int, rng: np.random.Generator) -> None:
+        super().__init__(name, unit_id, rng)
+        self._tick = 0
+
+    def _step(self, now: float, dt: float) -> dict[str, SimValue]:
+        self._tick += 1
+        return {point.name: (self._tick + i) % 65536 for i, point in enumerate(self.points)}
+
+
+def register_block(
+    registers: int, unit_id: int = 3, name: str = "register-block"
+) -> RegisterBlockDevice:
+    """A register block device with ``registers`` holding registers from address 0.
+
+    >>> block = register_block(1000)
+    >>> len(block.points), block.points[-1].name, block.config()["unit_id"]
+    (1000, 'r00999', 3)
+    """
+    if not 1 <= registers <= 65536:
+        raise ValueError("a register block has 1..65536 registers")
+    points = tuple(SimPoint(f"r{i:05d}", "holding", i) for i in range(registers))
+    cls = type("RegisterBlock", (RegisterBlockDevice,), {"points": points})
+    device: RegisterBlockDevice = cls(name, unit_id, np.random.default_rng(unit_id))
+    return device
+
+
 def default_devices(seed: int = 0) -> list[SimulatedDevice]:
     """The power meter on unit 1 and the compressor on unit 2, reproducible from ``seed``."""
     meter_rng, compressor_rng = np.random.default_rng(seed).spawn(2)
@@ -354,6 +389,10 @@ class _Image:
             table: max(16, -(-end // 16) * 16) if table in _BIT_TABLES else max(1, end)
             for table, end in ends.items()
         }
+        self._encoded: dict[str, tuple[dict[str, SimValue], list[int]]] = {}
+        """The last encoding of each table with the values it came from: a device's values
+        change once per step, and encoding thousands of registers again for every request
+        would make the simulator, not the client, what a benchmark measures."""
 
     def sim_device(self, action: SimAction) -> SimDevice:
         def block(table: str) -> list[SimData]:
@@ -370,6 +409,14 @@ class _Image:
     def words(self, table: str, now: float) -> list[int]:
         """The table's content at ``now``: registers, or bits packed as pymodbus keeps them."""
         values = self.device.values(now)
+        cached = self._encoded.get(table)
+        if cached is not None and cached[0] is values:
+            return cached[1]
+        words = self._encode(table, values)
+        self._encoded[table] = (values, words)
+        return words
+
+    def _encode(self, table: str, values: dict[str, SimValue]) -> list[int]:
         dev = self.device
         if table in _BIT_TABLES:
             bits = [False] * self.sizes[table]
@@ -535,9 +582,11 @@ async def serve(
     seed: int = 0,
     stop: asyncio.Event | None = None,
     ready: Callable[[ModbusSimServer], None] | None = None,
+    devices: Sequence[SimulatedDevice] | None = None,
 ) -> None:
-    """Serve the default devices until ``stop`` is set (or the task is cancelled)."""
-    server = ModbusSimServer(default_devices(seed), host=host, port=port)
+    """Serve the default devices (or ``devices``) until ``stop`` is set or the task is cancelled."""
+    chosen = list(devices) if devices is not None else default_devices(seed)
+    server = ModbusSimServer(chosen, host=host, port=port)
     await server.start()
     try:
         if ready is not None:
@@ -637,9 +686,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--print-config", action="store_true", help="print the gateway configuration and exit"
     )
+    parser.add_argument(
+        "--block-registers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also serve unit 3 with N fast-changing holding registers (benchmarks)",
+    )
     args = parser.parse_args(argv)
+    devices = default_devices(args.seed)
+    if args.block_registers:
+        devices.append(register_block(args.block_registers))
     if args.print_config:
-        server = ModbusSimServer(default_devices(args.seed), host=args.host, port=args.port)
+        server = ModbusSimServer(devices, host=args.host, port=args.port)
         print(json.dumps(server.gateway_config(args.poll_interval_ms), indent=2))
         return
 
@@ -652,7 +711,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         def announce(server: ModbusSimServer) -> None:
             print(f"modbus simulator listening on {server.host}:{server.port}", flush=True)
 
-        await serve(args.host, args.port, seed=args.seed, stop=stop, ready=announce)
+        await serve(args.host, args.port, stop=stop, ready=announce, devices=devices)
 
     asyncio.run(run())
 

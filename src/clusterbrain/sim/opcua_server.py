@@ -339,6 +339,10 @@ class SimServerConfig:
     """Above this many the server refuses new subscriptions (0 forces clients to poll)."""
     cache_dir: Path | None = None
     """Cache of the standard address space: a start takes a quarter second instead of several."""
+    fast_nodes: int = 0
+    """Extra Double variables ``Fast/V00000``... that all change every ``fast_interval_s``: load
+    for benchmarks (``fast_nodes / fast_interval_s`` changes a second)."""
+    fast_interval_s: float = 0.1
 
     @property
     def endpoint(self) -> str:
@@ -451,6 +455,8 @@ class SimOpcUaServer:
         self._writable: dict[str, list[str]] = {}
         self._machines: list[_SimMachine] = []
         self._task: asyncio.Task[None] | None = None
+        self._fast_task: asyncio.Task[None] | None = None
+        self._fast: list[str] = []
         self._last_step = 0.0
 
     @property
@@ -469,6 +475,11 @@ class SimOpcUaServer:
     def node_id(self, path: str) -> str:
         """The string node id of the variable at ``path``."""
         return self._nodes[path].nodeid.to_string()
+
+    @property
+    def fast_paths(self) -> list[str]:
+        """Browse paths of the extra fast-changing variables (``SimServerConfig.fast_nodes``)."""
+        return list(self._fast)
 
     async def __aenter__(self) -> SimOpcUaServer:
         await self.start()
@@ -496,6 +507,7 @@ class SimOpcUaServer:
         for machine in self._machines:
             await self._add_machine(server, machine)
         await self._add_diagnostics(server)
+        await self._add_fast(server)
         server.iserver.max_subscriptions = config.max_subscriptions
         await server.start()
         self._server = server
@@ -503,13 +515,16 @@ class SimOpcUaServer:
         await self.step()  # first values before anyone reads the initial placeholders
         if config.update_interval_s:
             self._task = asyncio.create_task(self._update_loop(config.update_interval_s))
+        if self._fast:
+            self._fast_task = asyncio.create_task(self._fast_loop(config.fast_interval_s))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in (self._task, self._fast_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._fast_task = None
         if self._server is not None:
             await self._server.stop()
             self._server = None
@@ -598,6 +613,27 @@ class SimOpcUaServer:
             "Subscriptions", "UInt32", 0, description="Subscriptions the server holds"
         )
         await self._add_variable(server, "SimDiagnostics/Subscriptions", spec)
+
+    async def _add_fast(self, server: Server) -> None:
+        width = max(5, len(str(self.config.fast_nodes - 1)))
+        for index in range(self.config.fast_nodes):
+            path = f"Fast/V{index:0{width}d}"
+            await self._add_variable(server, path, VariableSpec(path, "Double", float(index)))
+            self._fast.append(path)
+
+    async def _fast_loop(self, interval: float) -> None:
+        """Every fast variable gets a new value each interval: ``tick + index / 1000``."""
+        tick = 0
+        while True:
+            started = time.monotonic()
+            tick += 1
+            stamp = datetime.now(UTC)
+            try:
+                for index, path in enumerate(self._fast):
+                    await self._publish(path, tick + index / 1000, stamp)
+            except Exception:
+                _log.exception("fast variables update failed")
+            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
 
     async def _add_variable(self, server: Server, path: str, spec: VariableSpec) -> None:
         parent_path, _, name = path.rpartition("/")
@@ -693,6 +729,12 @@ def _parse_args(argv: Sequence[str] | None) -> SimServerConfig:
     parser.add_argument("--imm", type=int, default=1, help="injection moulding machines")
     parser.add_argument("--cnc", type=int, default=1, help="CNC machining centres")
     parser.add_argument("--cache", type=Path, metavar="DIR", help="address space cache folder")
+    parser.add_argument(
+        "--fast", type=int, default=0, metavar="N", help="extra fast-changing variables (Fast/)"
+    )
+    parser.add_argument(
+        "--fast-interval", type=float, default=0.1, help="seconds between their changes"
+    )
     args = parser.parse_args(argv)
     if any(":" not in entry for entry in args.user):
         parser.error("--user takes NAME:PASSWORD")
@@ -708,6 +750,8 @@ def _parse_args(argv: Sequence[str] | None) -> SimServerConfig:
         injection_moulding=args.imm,
         cnc=args.cnc,
         cache_dir=args.cache,
+        fast_nodes=args.fast,
+        fast_interval_s=args.fast_interval,
     )
 
 
