@@ -9,11 +9,34 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page
 
-from clusterbrain.ui import alarms, auth, devices, layout, machines, overview, reports
+from clusterbrain.ui import (
+    alarms,
+    auth,
+    commands,
+    devices,
+    discovery,
+    gateways,
+    layout,
+    machines,
+    overview,
+    reports,
+)
 from clusterbrain.ui.i18n import merge
 from ui.conftest import LiveConsole, sign_in
 
-CATALOGUE = merge(m.TEXT for m in (layout, auth, overview, machines, alarms, devices, reports))
+MODULES = (
+    layout,
+    auth,
+    overview,
+    machines,
+    alarms,
+    devices,
+    gateways,
+    commands,
+    discovery,
+    reports,
+)
+CATALOGUE = merge(m.TEXT for m in MODULES)
 ENGLISH_ONLY = {en for en, zh in CATALOGUE.items() if en != zh}
 CHINESE_ONLY = {zh for en, zh in CATALOGUE.items() if en != zh}
 
@@ -38,7 +61,7 @@ def _token(console: LiveConsole, username: str) -> str:
 
 def _pages(console: LiveConsole, username: str) -> list[str]:
     machine = _api(console, "/api/v1/machines", _token(console, username))[0]["id"]
-    return ["/", f"/machines/{machine}", "/alarms", "/devices", "/reports"]
+    return ["/", f"/machines/{machine}", "/alarms", "/devices", "/gateways", "/reports"]
 
 
 def _visible_lines(page: Page) -> list[str]:
@@ -87,7 +110,7 @@ def test_a_user_sees_nothing_of_another_enterprise_even_by_url(
     mine = {m["name"] for m in _api(console, "/api/v1/machines", _token(console, "manager1"))}
     foreign = names - mine
     sign_in(page, console, "manager1")
-    paths = ["/", "/alarms", "/devices", "/reports"]
+    paths = ["/", "/alarms", "/devices", "/gateways", "/reports"]
     paths += [f"/machines/{m['id']}" for m in their_machines]
     for path in paths:
         page.goto(console.url(path))

@@ -17,6 +17,7 @@ TEXT = {
     "Overview": "总览",
     "Alarms": "报警",
     "Devices": "设备接入",
+    "Gateways": "边缘网关",
     "Reports": "报表",
     "Sign out": "退出登录",
     "Language": "语言",
@@ -33,7 +34,13 @@ def page(path: str) -> ui.page:
     return ui.page(path, response_timeout=PAGE_BUILD_TIMEOUT_S)
 
 
-NAV = (("Overview", "/"), ("Alarms", "/alarms"), ("Devices", "/devices"), ("Reports", "/reports"))
+NAV = (
+    ("Overview", "/"),
+    ("Alarms", "/alarms"),
+    ("Devices", "/devices"),
+    ("Gateways", "/gateways"),
+    ("Reports", "/reports"),
+)
 
 
 @contextmanager

@@ -28,11 +28,33 @@ def mount_console(app: FastAPI, runtime: Runtime) -> None:
 
     from nicegui import ui
 
-    from clusterbrain.ui import alarms, auth, devices, layout, machines, overview, reports
+    from clusterbrain.ui import (
+        alarms,
+        auth,
+        commands,
+        devices,
+        discovery,
+        gateways,
+        layout,
+        machines,
+        overview,
+        reports,
+    )
     from clusterbrain.ui.context import Console
     from clusterbrain.ui.i18n import merge
 
-    modules = (layout, auth, overview, machines, alarms, devices, reports)
+    modules = (
+        layout,
+        auth,
+        overview,
+        machines,
+        alarms,
+        devices,
+        gateways,
+        commands,
+        discovery,
+        reports,
+    )
     console = Console(
         runtime,
         merge(module.TEXT for module in modules),
