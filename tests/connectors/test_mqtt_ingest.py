@@ -160,10 +160,12 @@ def test_ingest_killed_and_restarted_stores_every_point_exactly_once(
     database = settings.resolved_duckdb_path()
     points = 2 * total  # two tags per message
     # DuckDB is one process's file: stop the worker to read, start it again while points are due.
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     _stop(process)
     while _count(database, "SELECT count(*) FROM points") < points and time.monotonic() < deadline:
+        before = _starts(log)
         process = _ingest_process(settings, log)
+        _wait_started(log, before, deadline)  # a loaded machine takes seconds to import it
         time.sleep(3)
         _stop(process)
     assert _count(database, "SELECT count(*) FROM points") == points, log.read_text()[-3000:]
@@ -171,6 +173,16 @@ def test_ingest_killed_and_restarted_stores_every_point_exactly_once(
     assert _count(database, distinct) == points
     # Rollups count each stored point once, so no redelivery was counted twice either.
     assert _count(database, "SELECT sum(cnt) FROM rollup_1m") == points
+
+
+def _starts(log: Path) -> int:
+    """How many workers have said in the log that they run."""
+    return log.read_text(errors="replace").count("ingest running") if log.exists() else 0
+
+
+def _wait_started(log: Path, before: int, deadline: float) -> None:
+    while _starts(log) <= before and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
