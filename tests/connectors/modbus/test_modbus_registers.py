@@ -411,3 +411,25 @@ def test_the_protocol_limits_are_the_defaults() -> None:
     assert tag_from_dict({"tag": "x", "address": 1}).type == "uint16"
     with pytest.raises(ValueError, match=r"reads are 1\.\.125"):
         plan_blocks(tags, max_registers=126)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data_type=st.sampled_from(["int16", "uint16"]),
+    byte_order=st.sampled_from(ORDERS),
+    scale=st.sampled_from([1.0, 0.1, 0.01, 0.001, 2.5]),
+    offset=st.sampled_from([0.0, -40.0, 273.15]),
+    word=st.one_of(st.integers(0, 0xFFFF), st.sampled_from([0, 1, 0x7FFF, 0x8000, 0xFFFF])),
+)
+def test_the_word_fast_path_decodes_as_the_general_one(
+    data_type: DataType, byte_order: Order, scale: float, offset: float, word: int
+) -> None:
+    from clusterbrain.connectors.modbus.registers import decode_word
+
+    tag = ModbusTag("t", 0, type=data_type, byte_order=byte_order, scale=scale, offset=offset)
+    fast, general = decode_word(tag, word), decode_value(tag, [word])
+    assert fast == general and type(fast) is type(general)
+    [block] = plan_blocks([tag])
+    assert decode_block(block, [word]) == {"t": general}
+    with pytest.raises(ValueError, match=r"0\.\.65535"):
+        decode_word(tag, 0x10000)

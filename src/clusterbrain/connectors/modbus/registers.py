@@ -317,6 +317,31 @@ def _decimals(scale: float, offset: float) -> int:
     return max([0] + [-int(e) for e in exponents if isinstance(e, int)])
 
 
+def decode_word(tag: ModbusTag, word: int) -> Decoded:
+    """``decode_value`` for a one-register integer (int16, uint16), without packing bytes.
+
+    The hot path of a poll: most registers of meters and PLCs are scaled 16-bit integers, and
+    going through ``struct`` for each costs several times the rest of the gateway's work.
+
+    >>> decode_word(ModbusTag("t", 1, type="int16", scale=0.1), 0xFF9C)
+    -10.0
+    >>> decode_word(ModbusTag("n", 1, byte_order="little"), 0x0100)
+    1
+    """
+    if not 0 <= word <= 0xFFFF:
+        raise ValueError("a register holds 0..65535")
+    if tag.byte_order == "little":
+        word = ((word & 0xFF) << 8) | (word >> 8)
+    raw = word - 0x10000 if tag.type == "int16" and word & 0x8000 else word
+    if tag.scale == 1 and tag.offset == 0:
+        return raw
+    return round(raw * tag.scale + tag.offset, _decimals(tag.scale, tag.offset))
+
+
+WORD_INTEGERS: frozenset[DataType] = frozenset({"int16", "uint16"})
+"""The types ``decode_word`` decodes."""
+
+
 def decode_value(tag: ModbusTag, words: Sequence[int]) -> Decoded:
     """The value of a register tag from its own registers: ``raw * scale + offset``.
 
@@ -543,10 +568,13 @@ def decode_block(block: Block, data: Sequence[int] | Sequence[bool]) -> dict[str
         unit = "bits" if block.table in BIT_TABLES else "registers"
         raise ValueError(f"the answer has {len(data)} {unit}, {block} needs {block.count}")
     values: dict[str, Decoded] = {}
+    bits = block.table in BIT_TABLES
     for tag in block.tags:
         start = tag.address - block.address
-        if block.table in BIT_TABLES:
+        if bits:
             values[tag.name] = bool(data[start])
+        elif tag.type in WORD_INTEGERS:
+            values[tag.name] = decode_word(tag, int(data[start]))
         else:
             values[tag.name] = decode_value(tag, [int(w) for w in data[start : start + tag.width]])
     return values
