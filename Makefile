@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/kpi_live.py
 	$(BIN)/python bench/kpi_year.py --keep var/bench/kpi-year
 	$(BIN)/python bench/alarms.py
+	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/console.py
 
 clean:

@@ -11,16 +11,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
-from clusterbrain.telemetry.store import Quality
+from clusterbrain.telemetry.quality import Quality
 
 Value = float | int | bool | str
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """One value of one tag at the time the field device (or the connector) stamped it."""
+class Reading(NamedTuple):
+    """One value of one tag at the time the field device (or the connector) stamped it.
+
+    A named tuple, not a frozen dataclass: a poll makes one per value, and a frozen dataclass
+    takes about six times as long to build (1.3 µs against 0.2 µs here), which at 100,000
+    values a second is a tenth of a CPU.
+    """
 
     tag: str
     ts_us: int

@@ -340,6 +340,8 @@ class RegisterBlockDevice(SimulatedDevice):
 
     kind = "register_block"
     points: ClassVar[tuple[SimPoint, ...]] = ()
+    MIN_STEP_S = 1.0
+    """New values once a second: encoding 10,000 registers then costs the server little."""
 
     def __init__(self, name: str, unit_id: int, rng: np.random.Generator) -> None:
         super().__init__(name, unit_id, rng)

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clusterbrain.platform.errors import InvalidInput, Unavailable
+from clusterbrain.telemetry.quality import Quality as Quality  # re-exported for callers
 
 POINT_SCHEMA = pa.schema(
     [
@@ -50,14 +51,6 @@ DERIVED_PREFIX = "$"
 """Tags that begin with this are series the platform derives (never a device's tag name)."""
 ROLLUP_1M = timedelta(minutes=1)
 ROLLUP_1H = timedelta(hours=1)
-
-
-class Quality(enum.IntEnum):
-    """Point quality, after OPC UA's good / uncertain / bad."""
-
-    GOOD = 0
-    UNCERTAIN = 1  # e.g. outside the profile's expected range
-    BAD = 2
 
 
 class Aggregate(enum.StrEnum):

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from clusterbrain.connectors.source import Reading, Value
-from clusterbrain.telemetry.store import Quality
+from clusterbrain.telemetry.quality import Quality
 
 QUALITY_WORDS = {Quality.UNCERTAIN: "uncertain", Quality.BAD: "bad"}
 
@@ -50,7 +50,7 @@ def encode_readings(readings: Iterable[Reading], max_samples: int = 500) -> list
     Timestamps are epoch milliseconds with a fraction, which keeps microseconds exactly; a
     quality other than good is stated per tag.
 
-    >>> from clusterbrain.telemetry.store import Quality
+    >>> from clusterbrain.telemetry.quality import Quality
     >>> encode_readings([Reading("t", 1_000_001, 2.5), Reading("p", 1_000_001, None, Quality.BAD)])
     [b'[{"ts":1000.001,"values":{"t":2.5,"p":null},"quality":{"p":"bad"}}]']
     """

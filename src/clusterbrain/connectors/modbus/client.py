@@ -50,7 +50,7 @@ from clusterbrain.connectors.source import (
     Value,
     WriteRefused,
 )
-from clusterbrain.telemetry.store import Quality
+from clusterbrain.telemetry.quality import Quality
 
 Clock = Callable[[], int]
 """Microseconds since the epoch, UTC."""
@@ -288,49 +288,23 @@ class ModbusSource:
                 due[index] = loop.time()
 
     async def _poll(self, device: ModbusDevice, blocks: list[Block]) -> tuple[list[Reading], bool]:
-        """One poll of one device: its readings, and whether the connection was lost.
-
-        The request for the next block goes out as soon as an answer is in, before that answer
-        is decoded, so the device works on it meanwhile; still one request at a time.
-        """
+        """One poll of one device: its readings, and whether the connection was lost."""
         readings: list[Reading] = []
-        following = self._start_read(blocks, 0)
-        try:
-            for position, block in enumerate(blocks):
-                current, following = following, None
-                assert current is not None
-                try:
-                    data = await current
-                except LinkError:
-                    later = [tag for b in blocks[position:] for tag in b.tags]
-                    readings.extend(self._bad_readings(later))
-                    return readings, True
-                except DeviceAnswer as exc:
-                    following = self._start_read(blocks, position + 1)
-                    self._block_failed(device, block, exc, readings)
-                    continue
+        for position, block in enumerate(blocks):
+            try:
+                data = await self._read(block)
                 ts = self._clock()
-                following = self._start_read(blocks, position + 1)
-                try:
-                    values = decode_block(block, data)
-                except ValueError as exc:
-                    self._block_failed(device, block, exc, readings)
-                    continue
-                self._backoff.reset()
-                self._add_readings(block, values, ts, readings)
-        finally:
-            if following is not None and not following.done():
-                following.cancel()
-                with suppress(asyncio.CancelledError, Exception):
-                    await following
+                values = decode_block(block, data)
+            except LinkError:
+                later = [tag for b in blocks[position:] for tag in b.tags]
+                readings.extend(self._bad_readings(later))
+                return readings, True
+            except (DeviceAnswer, ValueError) as exc:
+                self._block_failed(device, block, exc, readings)
+                continue
+            self._backoff.reset()
+            self._add_readings(block, values, ts, readings)
         return readings, False
-
-    def _start_read(
-        self, blocks: list[Block], position: int
-    ) -> asyncio.Future[Sequence[int] | Sequence[bool]] | None:
-        if position >= len(blocks):
-            return None
-        return asyncio.ensure_future(self._read(blocks[position]))
 
     def _block_failed(
         self, device: ModbusDevice, block: Block, exc: Exception, readings: list[Reading]

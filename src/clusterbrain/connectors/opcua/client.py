@@ -51,7 +51,7 @@ from clusterbrain.connectors.source import (
     WriteRefused,
 )
 from clusterbrain.platform.errors import Unavailable
-from clusterbrain.telemetry.store import Quality
+from clusterbrain.telemetry.quality import Quality
 
 __all__ = [
     "OpcUaConfig",

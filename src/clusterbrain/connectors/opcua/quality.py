@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeGuard
 
 from clusterbrain.connectors.source import Value
-from clusterbrain.telemetry.store import Quality
+from clusterbrain.telemetry.quality import Quality
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
