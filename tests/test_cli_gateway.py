@@ -468,3 +468,14 @@ def test_simulate_serve_runs_both_servers_and_prints_a_gateway_file_that_reads_t
 def test_simulate_serve_refuses_unknown_protocols() -> None:
     result = CliRunner().invoke(app, ["simulate", "--serve", "opcua,bacnet"])
     assert result.exit_code == 2 and "bacnet" in result.output
+
+
+def test_the_gateway_does_not_load_the_telemetry_stores_libraries() -> None:
+    """An edge box has no use for pyarrow and numpy: some 60 MB of resident memory."""
+    code = (
+        "import sys, clusterbrain.cli, clusterbrain.connectors.gateway.protocols, "
+        "clusterbrain.connectors.gateway.runner; "
+        "print(sorted(m for m in ('pyarrow', 'numpy', 'duckdb', 'sqlalchemy') if m in sys.modules))"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]", found.stdout
