@@ -49,6 +49,7 @@ def platform(tmp_path: Path, mosquitto_dynsec: MosquittoProcess) -> Iterator[Run
         broker_auth="dynsec",
         broker_admin_username=admin_user,
         broker_admin_password=admin_password,
+        console=False,  # NiceGUI mounts on one app per process; these tests need the API only
     )
     runtime = Runtime(settings)
     runtime.start_ingest(mqtt=True)
