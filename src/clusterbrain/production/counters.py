@@ -199,9 +199,9 @@ def counted_steps(
     Summing the counts in a window gives what :func:`increments_per_window` gives with
     ``gaps="next"`` when the sample before the window is included.
 
-    >>> steps = counted_steps([10, 20, 30], [5, 7, 2], previous=(0, 4))
+    >>> steps = counted_steps([10, 20, 30], [5, 7, 2], previous=(0, 4))  # ts in epoch seconds
     >>> steps.counted.tolist(), steps.last
-    ([1.0, 2.0, 2.0], (30, 2.0))
+    ([1.0, 2.0, 2.0], (30000000, 2.0))
     """
     ts_us, v, _, _ = _valid_samples(ts, values)
     if previous is not None:
