@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
+import openpyxl
 import orjson
 import pytest
 from fastapi.testclient import TestClient
@@ -193,3 +197,84 @@ def test_alarm_e_mail_goes_through_a_real_smtp_server(
         assert "raised" in str(message["Subject"]) and "critical" in str(message["Subject"])
     finally:
         server.stop()
+
+
+def test_alarm_events_export_as_csv_and_xlsx(
+    client: TestClient, world: World, tmp_path: Path
+) -> None:
+    rule = client.post(
+        "/api/v1/alarm-rules",
+        json={
+            "device_id": world.a.device_id,
+            "name": "Barrel too hot 料筒超温",
+            "priority": "high",
+            "definition": {"type": "threshold", "tag": "temperature", "op": ">", "limit": 250},
+        },
+        headers=world.a.headers,
+    )
+    assert rule.status_code == 201, rule.text
+    _post(client, world, {"temperature": 262.5})
+    alarms = _wait(lambda: client.get("/api/v1/alarms", headers=world.a.headers).json())
+    alarm_id = alarms[0]["id"]
+    acked = client.post(
+        f"/api/v1/alarms/{alarm_id}/acknowledge",
+        json={"comment": "风扇已换"},
+        headers=world.a.headers,
+    )
+    assert acked.status_code == 200
+    now = datetime.now(UTC)
+    span = {
+        "from": (now - timedelta(hours=1)).isoformat(),
+        "to": (now + timedelta(hours=1)).isoformat(),
+    }
+    response = client.get("/api/v1/alarms/export", params=span, headers=world.a.headers)
+    assert response.status_code == 200, response.text
+    rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert [r["event"] for r in rows] == ["condition_active", "acknowledge"]
+    assert rows[1]["detail"] == "风扇已换" and rows[1]["to_state"] == "ack_active"
+    assert {r["rule"] for r in rows} == {"Barrel too hot 料筒超温"}
+    assert rows[0]["at"] <= rows[1]["at"]
+    # a range before the alarm holds nothing; another enterprise sees nothing of it
+    earlier = {
+        "from": (now - timedelta(days=2)).isoformat(),
+        "to": (now - timedelta(days=1)).isoformat(),
+    }
+    assert client.get(
+        "/api/v1/alarms/export", params=earlier, headers=world.a.headers
+    ).content.decode("utf-8-sig").splitlines() == [
+        ",".join(
+            (
+                "at",
+                "alarm_id",
+                "rule",
+                "device_id",
+                "priority",
+                "event",
+                "from_state",
+                "to_state",
+                "user",
+                "detail",
+            )
+        )
+    ]
+    foreign = client.get("/api/v1/alarms/export", params=span, headers=world.b.headers)
+    assert len(foreign.content.decode("utf-8-sig").splitlines()) == 1
+    other_device = client.get(
+        "/api/v1/alarms/export",
+        params={**span, "device_id": world.a.device_id},
+        headers=world.b.headers,
+    )
+    assert other_device.status_code == 404
+    xlsx = client.get(
+        "/api/v1/alarms/export", params={**span, "format": "xlsx"}, headers=world.a.headers
+    )
+    target = tmp_path / "alarms.xlsx"
+    target.write_bytes(xlsx.content)
+    sheet = openpyxl.load_workbook(target, read_only=True).active
+    assert sheet is not None and sheet.max_row == 3
+    naive = client.get(
+        "/api/v1/alarms/export",
+        params={"from": "2026-01-01T00:00:00", "to": span["to"]},
+        headers=world.a.headers,
+    )
+    assert naive.status_code == 422 and "from" in naive.text
