@@ -18,6 +18,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from clusterbrain.api.runtime import Runtime
+from clusterbrain.platform.db import session_scope
+from clusterbrain.production.alarm_engine import DOCUMENT_HISTORY
+from clusterbrain.production.models import AlarmRecord
+from clusterbrain.telemetry.decode import PointColumns
 from support.services import free_port
 from support.smtp import SmtpServer
 from support.world import World
@@ -278,3 +282,43 @@ def test_alarm_events_export_as_csv_and_xlsx(
         headers=world.a.headers,
     )
     assert naive.status_code == 422 and "from" in naive.text
+
+
+def test_a_long_lived_alarm_keeps_its_whole_journal_and_a_short_document(
+    client: TestClient, runtime: Runtime, world: World
+) -> None:
+    rule = client.post(
+        "/api/v1/alarm-rules",
+        json={
+            "device_id": world.a.device_id,
+            "name": "Flapping 反复报警",
+            "definition": {"type": "threshold", "tag": "temperature", "op": ">", "limit": 250},
+        },
+        headers=world.a.headers,
+    )
+    assert rule.status_code == 201, rule.text
+    columns = PointColumns()
+    start_us = int(datetime(2026, 3, 2, tzinfo=UTC).timestamp() * 1e6)
+    for n in range(80):  # 40 occurrences: 40 raised, 40 cleared
+        columns.append(
+            world.a.device_id,
+            "temperature",
+            start_us + n * 1_000_000,
+            300.0 - 100.0 * (n % 2),
+            None,
+            0,
+        )
+    runtime.alarms.process(columns.to_table())
+    alarms = client.get(
+        "/api/v1/alarms", params={"include_normal": True}, headers=world.a.headers
+    ).json()
+    assert len(alarms) == 1 and alarms[0]["occurrence"] == 40
+    assert len(alarms[0]["history"]) == DOCUMENT_HISTORY
+    with session_scope(runtime.sessions) as session:
+        record = session.get(AlarmRecord, alarms[0]["id"])
+        assert record is not None and len(record.document["audit"]) == DOCUMENT_HISTORY
+    span = {"from": "2026-03-02T00:00:00+00:00", "to": "2026-03-03T00:00:00+00:00"}
+    exported = client.get("/api/v1/alarms/export", params=span, headers=world.a.headers)
+    rows = list(csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig"))))
+    assert [r["event"] for r in rows] == ["condition_active", "condition_cleared"] * 40
+    assert rows[-1]["at"] == "2026-03-02T00:01:19+00:00"

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from clusterbrain.devices.service import get_device
@@ -19,10 +19,10 @@ from clusterbrain.platform.export import streamed_export
 from clusterbrain.platform.service import get_visible, where_visible
 from clusterbrain.platform.tenancy import CONFIGURE_ROLES, Principal
 from clusterbrain.platform.web import PrincipalDep, SessionDep
-from clusterbrain.production.alarm_engine import AlarmEngine
+from clusterbrain.production.alarm_engine import DOCUMENT_HISTORY, AlarmEngine
 from clusterbrain.production.alarms import Alarm, Notify
 from clusterbrain.production.downtime_service import ASSIGN_ROLES
-from clusterbrain.production.models import AlarmRecord, AlarmRule
+from clusterbrain.production.models import AlarmEvent, AlarmRecord, AlarmRule
 from clusterbrain.production.rules import parse_rule
 
 router = APIRouter(prefix="/api/v1")
@@ -184,7 +184,7 @@ def _alarm_out(record: AlarmRecord, rule: AlarmRule) -> AlarmOut:
             "to": entry.to_state.value,
             "detail": entry.detail,
         }
-        for entry in alarm.audit[-50:]
+        for entry in alarm.audit[-DOCUMENT_HISTORY:]
     ]
     return AlarmOut(
         id=record.id,
@@ -261,52 +261,42 @@ def _aware(moment: datetime, field: str) -> datetime:
 
 
 def _alarm_events(
-    sessions: sessionmaker[Session], query: Any, start_us: int, end_us: int
+    sessions: sessionmaker[Session], query: Any, page: int = 5_000
 ) -> Iterator[tuple[Any, ...]]:
-    """Every lifecycle event of the selected alarms in [start, end), by time within each page.
+    """The selected journal lines, oldest first, read in pages (keyset on time and id).
 
-    Records are read in pages of 200 alarms, each in a short session of its own (the response is
-    streamed after the route's session has closed), so that an enterprise's whole alarm history
-    never sits in memory.
+    Each page is read in a short session of its own: the response is streamed after the route's
+    session has closed, and a long history never sits in memory.
     """
-    last_id = 0
+    after: tuple[int, int] = (-(2**62), 0)
     while True:
         with session_scope(sessions) as session:
-            page = session.scalars(
-                query.where(AlarmRecord.id > last_id).order_by(AlarmRecord.id).limit(200)
-            ).all()
-            rules = {
-                r.id: (r.name, r.device_id)
-                for r in session.scalars(
-                    select(AlarmRule).where(AlarmRule.id.in_({x.rule_id for x in page}))
-                )
-            }
-        if not page:
-            return
-        rows: list[tuple[Any, ...]] = []
-        for record in page:
-            rule = rules.get(record.rule_id)
-            if rule is None:
-                continue
-            for entry in Alarm.from_dict(record.document).audit:
-                if start_us <= entry.ts_us < end_us:
-                    rows.append(
-                        (
-                            _from_us(entry.ts_us),
-                            record.id,
-                            rule[0],
-                            rule[1],
-                            record.priority,
-                            entry.event,
-                            entry.from_state.value,
-                            entry.to_state.value,
-                            entry.user or "",
-                            entry.detail,
-                        )
+            rows = session.scalars(
+                query.where(
+                    or_(
+                        AlarmEvent.ts_us > after[0],
+                        and_(AlarmEvent.ts_us == after[0], AlarmEvent.id > after[1]),
                     )
-        rows.sort(key=lambda row: (row[0], row[1]))
-        yield from rows
-        last_id = page[-1].id
+                )
+                .order_by(AlarmEvent.ts_us, AlarmEvent.id)
+                .limit(page)
+            ).all()
+        if not rows:
+            return
+        for row in rows:
+            yield (
+                _from_us(row.ts_us),
+                row.alarm_id,
+                row.rule_name,
+                row.device_id,
+                row.priority,
+                row.event,
+                row.from_state,
+                row.to_state,
+                row.user,
+                row.detail,
+            )
+        after = (rows[-1].ts_us, rows[-1].id)
 
 
 @router.get("/alarms/export", tags=["alarms"])
@@ -320,20 +310,20 @@ def export_alarms(
     priority: Annotated[str | None, Query(pattern=PRIORITY)] = None,
     format: Annotated[str, Query(pattern="^(csv|xlsx)$")] = "csv",
 ) -> StreamingResponse:
-    """Alarm lifecycle events (raised, acknowledged, cleared, shelved ...) of a range as CSV or
-    Excel: one row per event, ordered by time within each page of alarms."""
+    """The alarm journal of a range as CSV or Excel: one row per lifecycle event (raised,
+    acknowledged, cleared, shelved ...), oldest first, including alarms of deleted rules."""
     start, end = _aware(start, "from"), _aware(end, "to")
     if end <= start:
         raise InvalidInput("'to' must be after 'from'", field="to")
-    query = where_visible(select(AlarmRecord), AlarmRecord.enterprise_id, principal)
+    query = where_visible(select(AlarmEvent), AlarmEvent.enterprise_id, principal).where(
+        AlarmEvent.ts_us >= _us(start), AlarmEvent.ts_us < _us(end)
+    )
     if device_id is not None:
         get_device(session, principal, device_id)
-        query = query.where(
-            AlarmRecord.rule_id.in_(select(AlarmRule.id).where(AlarmRule.device_id == device_id))
-        )
+        query = query.where(AlarmEvent.device_id == device_id)
     if priority:
-        query = query.where(AlarmRecord.priority == priority)
-    rows = _alarm_events(request.app.state.sessions, query, _us(start), _us(end))
+        query = query.where(AlarmEvent.priority == priority)
+    rows = _alarm_events(request.app.state.sessions, query)
     tmp = request.app.state.settings.var_dir / "exports"
     body, media, headers = streamed_export(format, "alarms", ALARM_EXPORT_COLUMNS, rows, tmp)
     return StreamingResponse(body, media_type=media, headers=headers)

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from clusterbrain.platform.db import session_scope, utcnow
+from clusterbrain.platform.errors import NotFound
 from clusterbrain.platform.notify import (
     DeliveryFailed,
     Email,
@@ -31,7 +32,7 @@ from clusterbrain.platform.notify import (
     send_email,
 )
 from clusterbrain.production.alarms import Alarm, Notify, Priority, condition_event
-from clusterbrain.production.models import AlarmRecord, AlarmRule
+from clusterbrain.production.models import AlarmEvent, AlarmRecord, AlarmRule
 from clusterbrain.production.rules import (
     RuleSet,
     RuleSetResult,
@@ -41,6 +42,7 @@ from clusterbrain.production.rules import (
 )
 
 log = logging.getLogger(__name__)
+DOCUMENT_HISTORY = 50  # history lines kept in an alarm's document; all of them in alarm_events
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,8 +189,9 @@ class AlarmEngine:
                 if rule is None:
                     continue
                 record, alarm = self._alarm_of(session, rule)
+                known = len(alarm.audit)
                 notes = alarm.apply(condition_event(transition))
-                _save(record, alarm)
+                _save(session, record, rule, alarm, known)
                 self._queue(rule, notes)
 
     def _tick_alarms(self, now_us: int) -> None:
@@ -197,13 +200,15 @@ class AlarmEngine:
                 select(AlarmRecord).where(AlarmRecord.state != "normal")
             ).all()
             for record in records:
-                alarm = Alarm.from_dict(record.document)
-                notes = alarm.tick(now_us)
-                if notes or alarm.state.value != record.state:
-                    _save(record, alarm)
                 rule = session.get(AlarmRule, record.rule_id)
-                if rule is not None:
-                    self._queue(rule, notes)
+                if rule is None:
+                    continue
+                alarm = Alarm.from_dict(record.document)
+                known = len(alarm.audit)
+                notes = alarm.tick(now_us)
+                if notes or alarm.state.value != record.state or len(alarm.audit) > known:
+                    _save(session, record, rule, alarm, known)
+                self._queue(rule, notes)
 
     def _alarm_of(self, session: Session, rule: AlarmRule) -> tuple[AlarmRecord, Alarm]:
         record = session.scalar(select(AlarmRecord).where(AlarmRecord.rule_id == rule.id))
@@ -229,12 +234,14 @@ class AlarmEngine:
         """Apply an operator's action to a stored alarm, under the engine's lock."""
         with self._lock:
             session.refresh(record)
-            alarm = Alarm.from_dict(record.document)
-            notes = action(alarm)
-            _save(record, alarm)
             rule = session.get(AlarmRule, record.rule_id)
-            if rule is not None:
-                self._queue(rule, notes)
+            if rule is None:
+                raise NotFound(f"alarm {record.id} not found")
+            alarm = Alarm.from_dict(record.document)
+            known = len(alarm.audit)
+            notes = action(alarm)
+            _save(session, record, rule, alarm, known)
+            self._queue(rule, notes)
             return alarm
 
     # --- notifications --------------------------------------------------------------------------
@@ -272,7 +279,33 @@ class AlarmEngine:
             log.warning("alarm notification not delivered: %s", exc.detail)
 
 
-def _save(record: AlarmRecord, alarm: Alarm) -> None:
+def _save(session: Session, record: AlarmRecord, rule: AlarmRule, alarm: Alarm, known: int) -> None:
+    """Store the alarm: its new history lines go to the journal, the document keeps the latest.
+
+    ``known`` is how many history lines the alarm had when it was loaded; the ones after it are
+    new. Trimming keeps the document (rewritten on every change) small however long the alarm
+    lives; the whole history stays in ``alarm_events``.
+    """
+    if record.id is None:
+        session.flush()
+    session.add_all(
+        AlarmEvent(
+            enterprise_id=record.enterprise_id,
+            alarm_id=record.id,
+            rule_id=rule.id,
+            rule_name=rule.name,
+            device_id=rule.device_id,
+            priority=alarm.priority.value,
+            ts_us=entry.ts_us,
+            event=entry.event,
+            user=(entry.user or "")[:200],
+            from_state=entry.from_state.value,
+            to_state=entry.to_state.value,
+            detail=entry.detail[:1000],
+        )
+        for entry in alarm.audit[known:]
+    )
+    del alarm.audit[:-DOCUMENT_HISTORY]
     record.document = alarm.to_dict()
     record.state = alarm.state.value
     record.priority = alarm.priority.value

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from clusterbrain.platform.db import Base, UTCDateTime, utcnow
@@ -165,3 +175,28 @@ class AlarmRecord(Base):
     priority: Mapped[str] = mapped_column(String(16))
     document: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AlarmEvent(Base):
+    """One line of an alarm's history (ISA-18.2 journal): who did what when, state before/after.
+
+    Append-only. The alarm's document keeps only its latest lines; this table keeps them all, with
+    the rule's name and device copied in, so the journal outlives a deleted rule.
+    """
+
+    __tablename__ = "alarm_events"
+    __table_args__ = (Index("ix_alarm_events_enterprise_ts", "enterprise_id", "ts_us"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprises.id", ondelete="CASCADE"))
+    alarm_id: Mapped[int] = mapped_column(Integer, index=True)
+    rule_id: Mapped[int] = mapped_column(Integer)
+    rule_name: Mapped[str] = mapped_column(String(200))
+    device_id: Mapped[str] = mapped_column(String(64))
+    priority: Mapped[str] = mapped_column(String(16))
+    ts_us: Mapped[int] = mapped_column(BigInteger)
+    event: Mapped[str] = mapped_column(String(32))
+    user: Mapped[str] = mapped_column(String(200), default="")
+    from_state: Mapped[str] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(String(1000), default="")
