@@ -160,13 +160,15 @@ def test_ingest_killed_and_restarted_stores_every_point_exactly_once(
     database = settings.resolved_duckdb_path()
     points = 2 * total  # two tags per message
     # DuckDB is one process's file: stop the worker to read, start it again while points are due.
-    deadline = time.monotonic() + 120
+    # Each round runs twice as long as the last, so a loaded machine still drains the backlog.
+    deadline, slice_s = time.monotonic() + 150, 3.0
     _stop(process)
     while _count(database, "SELECT count(*) FROM points") < points and time.monotonic() < deadline:
         before = _starts(log)
         process = _ingest_process(settings, log)
         _wait_started(log, before, deadline)  # a loaded machine takes seconds to import it
-        time.sleep(3)
+        time.sleep(slice_s)
+        slice_s *= 2
         _stop(process)
     assert _count(database, "SELECT count(*) FROM points") == points, log.read_text()[-3000:]
     distinct = "SELECT count(*) FROM (SELECT DISTINCT series_id, ts FROM points)"
