@@ -11,12 +11,21 @@ from typing import Any
 import pytest
 import yaml  # type: ignore[import-untyped]
 from click.testing import Result
+from rich.console import Console
 from typer.testing import CliRunner
 
+from clusterbrain import cli
 from clusterbrain.api.runtime import Runtime
 from clusterbrain.cli import app
 from clusterbrain.platform.settings import Settings
 from support.world import World, seed_world
+
+
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rich sizes tables from the terminal, which a test run may not have; the tests read whole
+    rows, so the console is wide whatever runs them."""
+    monkeypatch.setattr(cli, "console", Console(width=200))
 
 
 @pytest.fixture
@@ -103,7 +112,6 @@ def test_telemetry_prune_deletes_old_raw_points(env: Settings) -> None:
 
 
 def test_kpi_prints_oee_per_period(env: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COLUMNS", "200")
     from clusterbrain.platform.db import session_scope
     from clusterbrain.production.models import MachineSettings, SiteCalendar
     from support.production import CALENDAR, write_worked_shift
@@ -177,7 +185,6 @@ def _seed_alarm(runtime: Runtime, world: World) -> int:
 def test_stops_and_alarms_commands(env: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     from support.production import write_worked_shift
 
-    monkeypatch.setenv("COLUMNS", "200")
     runtime = Runtime(env)
     world = seed_world(runtime)
     write_worked_shift(runtime.store, world.a.device_id)
@@ -301,7 +308,6 @@ def test_orders_add_list_delete(env: Settings, monkeypatch: pytest.MonkeyPatch) 
     from clusterbrain.platform.db import session_scope
     from clusterbrain.production.models import ProductionOrder
 
-    monkeypatch.setenv("COLUMNS", "200")
     runtime = Runtime(env)
     world = seed_world(runtime)
     runtime.close()
@@ -387,7 +393,6 @@ def test_stops_assign_a_reason(env: Settings, monkeypatch: pytest.MonkeyPatch) -
     from clusterbrain.production.models import DowntimeReason, StopReason
     from support.production import write_worked_shift
 
-    monkeypatch.setenv("COLUMNS", "200")
     runtime = Runtime(env)
     world = seed_world(runtime)
     write_worked_shift(runtime.store, world.a.device_id)
@@ -439,7 +444,6 @@ def test_alarm_lifecycle_commands(env: Settings, monkeypatch: pytest.MonkeyPatch
     from clusterbrain.production.alarms import Alarm
     from clusterbrain.production.models import AlarmRecord
 
-    monkeypatch.setenv("COLUMNS", "200")
     runtime = Runtime(env)
     world = seed_world(runtime)
     alarm_id = _seed_alarm(runtime, world)

@@ -322,3 +322,29 @@ def test_a_long_lived_alarm_keeps_its_whole_journal_and_a_short_document(
     rows = list(csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig"))))
     assert [r["event"] for r in rows] == ["condition_active", "condition_cleared"] * 40
     assert rows[-1]["at"] == "2026-03-02T00:01:19+00:00"
+
+
+def test_a_new_rule_is_seen_even_if_the_engine_reloads_at_once(
+    client: TestClient, runtime: Runtime, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine may read the rules the moment it is told they changed; the rule must be
+    committed by then, or the engine keeps a rule set without it until the next change."""
+    engine = runtime.alarms
+    original = engine.reload
+
+    def reload_and_read_now() -> None:
+        original()
+        engine._ensure_rules()
+
+    monkeypatch.setattr(engine, "reload", reload_and_read_now)
+    rule = client.post(
+        "/api/v1/alarm-rules",
+        json={
+            "device_id": world.a.device_id,
+            "name": "hot",
+            "definition": {"type": "threshold", "tag": "temperature", "op": ">", "limit": 10},
+        },
+        headers=world.a.headers,
+    )
+    assert rule.status_code == 201
+    assert world.a.device_id in engine._rulesets

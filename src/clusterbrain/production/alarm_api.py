@@ -130,8 +130,8 @@ def create_rule(
     data["definition"] = _checked_definition(body.definition)
     rule = AlarmRule(enterprise_id=device.enterprise_id, **data)
     session.add(rule)
-    session.flush()
-    engine.reload()
+    session.commit()
+    engine.reload()  # after the commit: the engine reads the rules in its own session
     return rule
 
 
@@ -155,7 +155,8 @@ def update_rule(
         setattr(rule, key, value)
     rule.definition = _checked_definition(body.definition)
     rule.disabled_reason = ""
-    engine.reload()
+    session.commit()
+    engine.reload()  # after the commit, or the engine may read the old rule and keep it
     return rule
 
 
@@ -166,6 +167,7 @@ def delete_rule(
     rule = _rule(session, principal, rule_id)
     principal.require(CONFIGURE_ROLES, "edit alarm rules")
     session.delete(rule)
+    session.commit()
     engine.reload()
     return Response(status_code=NO_CONTENT)
 
