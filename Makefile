@@ -36,8 +36,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Most tests wait on brokers, servers and subprocesses rather than compute, so four workers
+# share the two CPUs of a small machine well; browser tests stay together on one worker.
+PYTEST_WORKERS ?= 4
 unit: $(STAMP) system-deps
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup
 
 test: lint typecheck unit
 

@@ -57,3 +57,12 @@ def client(runtime: Runtime) -> Iterator[TestClient]:
 @pytest.fixture
 def world(runtime: Runtime) -> World:
     return seed_world(runtime)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests share one live console and one Chromium per process: under ``pytest -n``
+    (``--dist loadgroup``, as ``make test`` runs) they all go to the same worker."""
+    for item in items:
+        if "tests/ui/" in item.nodeid:
+            item.add_marker(pytest.mark.xdist_group("console"))
