@@ -496,3 +496,110 @@ def test_alarm_lifecycle_commands(env: Settings, monkeypatch: pytest.MonkeyPatch
         assert event in shown.output
     _refused(runner.invoke(app, ["alarms", "ack", "999"]), "alarm 999 not found")
     _refused(runner.invoke(app, ["alarms", "show", "999"]), "alarm 999 not found")
+
+
+def test_export_commands_write_csv_and_excel(env: Settings, tmp_path: Path) -> None:
+    import csv
+    import io
+
+    import openpyxl
+
+    from clusterbrain.platform.db import session_scope
+    from clusterbrain.production.models import AlarmRule, MachineSettings, SiteCalendar
+    from clusterbrain.telemetry.decode import PointColumns
+    from support.production import CALENDAR, write_worked_shift
+
+    runtime = Runtime(env)
+    world = seed_world(runtime)
+    write_worked_shift(runtime.store, world.a.device_id)
+    with session_scope(runtime.sessions) as session:
+        session.add(
+            SiteCalendar(
+                site_id=world.a.site_id, enterprise_id=world.a.enterprise_id, definition=CALENDAR
+            )
+        )
+        session.add(
+            MachineSettings(
+                machine_id=world.a.machine_id,
+                enterprise_id=world.a.enterprise_id,
+                state_rules={},
+                ideal_cycle_time_s=60.0,
+            )
+        )
+        session.add(
+            AlarmRule(
+                enterprise_id=world.a.enterprise_id,
+                device_id=world.a.device_id,
+                name="hot 过热",
+                definition={"type": "threshold", "tag": "temperature", "op": ">", "limit": 250},
+                priority="high",
+            )
+        )
+    runtime.alarms.reload()
+    columns = PointColumns()
+    for n, value in enumerate((300.0, 200.0, 300.0)):
+        at = int(datetime(2026, 11, 23, 1, n, tzinfo=UTC).timestamp() * 1e6)
+        columns.append(world.a.device_id, "temperature", at, value, None, 0)
+    runtime.alarms.process(columns.to_table())
+    runtime.close()
+    span = ["--from", "2026-11-23", "--to", "2026-11-25"]
+    machine = ["--machine", str(world.a.machine_id)]
+
+    kpis = tmp_path / "kpis.csv"
+    result = CliRunner().invoke(app, ["export", "kpis", *machine, *span, "-o", str(kpis)])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(kpis.read_text(encoding="utf-8-sig"))))
+    worked = [r for r in rows if r["from"] == "2026-11-23T00:00:00+00:00"]  # 08:00 in Shanghai
+    assert len(worked) == 1 and abs(float(worked[0]["oee"]) - 19 / 24) < 1e-9
+    assert f"wrote {len(rows)} rows" in result.stderr
+
+    workbook = tmp_path / "states.xlsx"
+    result = CliRunner().invoke(app, ["export", "states", *machine, *span, "-o", str(workbook)])
+    assert result.exit_code == 0, result.output
+    sheet = openpyxl.load_workbook(workbook, read_only=True).active
+    assert sheet is not None
+    states = [row[2] for row in sheet.iter_rows(min_row=2, values_only=True)]
+    assert "running" in states and "unplanned_down" in states
+
+    device = ["--device", world.a.device_id, "--tag", "good_count", "--tag", "state"]
+    result = CliRunner().invoke(app, ["export", "telemetry", *device, *span, "-o", "-"])
+    assert result.exit_code == 0, result.stderr
+    points = list(csv.DictReader(io.StringIO(result.stdout_bytes.decode("utf-8-sig"))))
+    assert len(points) == 2 * 481 and {p["tag"] for p in points} == {"good_count", "state"}
+
+    journal = tmp_path / "alarms.csv"
+    result = CliRunner().invoke(app, ["export", "alarms", *span, "-o", str(journal)])
+    assert result.exit_code == 0, result.output
+    events = list(csv.DictReader(io.StringIO(journal.read_text(encoding="utf-8-sig"))))
+    assert [e["event"] for e in events] == [
+        "condition_active",
+        "condition_cleared",
+        "condition_active",
+    ]
+    assert {e["rule"] for e in events} == {"hot 过热"}
+
+    _refused(
+        CliRunner().invoke(app, ["export", "kpis", *machine, *span, "-o", "k.pdf"]), "--output"
+    )
+    _refused(
+        CliRunner().invoke(
+            app,
+            [
+                "export",
+                "states",
+                *machine,
+                "--from",
+                "2026-11-25",
+                "--to",
+                "2026-11-23",
+                "-o",
+                "s.csv",
+            ],
+        ),
+        "--to",
+    )
+    _refused(
+        CliRunner().invoke(
+            app, ["export", "telemetry", "--device", "nope", "--tag", "x", *span, "-o", "-"]
+        )
+    )

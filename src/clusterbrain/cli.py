@@ -11,7 +11,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -55,6 +55,10 @@ alarms_app = typer.Typer(help="Alarms and their lifecycle (no command: list).")
 gateway_app = typer.Typer(
     help="Edge gateway: run it (--config gateway.yaml), discover OPC UA servers, ready profiles."
 )
+export_app = typer.Typer(
+    help="Downloads as CSV or Excel (by the --output suffix; '-' is CSV on stdout).",
+    no_args_is_help=True,
+)
 app.add_typer(db_app, name="db")
 app.add_typer(device_app, name="device")
 app.add_typer(admin_app, name="admin")
@@ -64,6 +68,7 @@ app.add_typer(orders_app, name="orders")
 app.add_typer(stops_app, name="stops")
 app.add_typer(alarms_app, name="alarms")
 app.add_typer(gateway_app, name="gateway")
+app.add_typer(export_app, name="export")
 console = Console()
 
 
@@ -573,6 +578,195 @@ def kpi(
             console.print(table)
     finally:
         runtime.close()
+
+
+# --- exports --------------------------------------------------------------------------------------
+
+StartOption = Annotated[
+    str, typer.Option("--from", help="Start, ISO 8601 (local time if no zone).")
+]
+EndOption = Annotated[str, typer.Option("--to", help="End, ISO 8601 (local time if no zone).")]
+OutputOption = Annotated[
+    str, typer.Option("--output", "-o", help="File to write: .csv or .xlsx; '-' for CSV on stdout.")
+]
+ZoneOption = Annotated[str, typer.Option(help="Zone of dates without one.")]
+
+
+def _export_format(output: str) -> str:
+    from clusterbrain.platform.errors import InvalidInput
+
+    if output == "-" or output.lower().endswith(".csv"):
+        return "csv"
+    if output.lower().endswith(".xlsx"):
+        return "xlsx"
+    raise InvalidInput("--output: the file name must end in .csv or .xlsx", field="--output")
+
+
+def _write_export(
+    output: str, sheet: str, header: Iterable[str], rows: Iterable[Iterable[Any]]
+) -> None:
+    """Write the rows as they come (a year of raw points never sits in memory)."""
+    import sys
+
+    from clusterbrain.platform.export import csv_chunks, write_xlsx
+
+    columns = list(header)
+    if _export_format(output) == "xlsx":
+        written = write_xlsx(Path(output), sheet, columns, (list(r) for r in rows))
+    else:
+        counted = [0]
+
+        def counting() -> Iterator[list[Any]]:
+            for row in rows:
+                counted[0] += 1
+                yield list(row)
+
+        with ExitStack() as stack:
+            target = (
+                sys.stdout.buffer if output == "-" else stack.enter_context(Path(output).open("wb"))
+            )
+            for chunk in csv_chunks(columns, counting()):
+                target.write(chunk)
+            target.flush()
+        written = counted[0]
+    typer.echo(f"wrote {written:,} rows to {'stdout' if output == '-' else output}", err=True)
+
+
+@export_app.command("telemetry")
+def export_telemetry(
+    device: Annotated[str, typer.Option(help="Device id.")],
+    tag: Annotated[list[str], typer.Option(help="Tag to export; repeat for several.")],
+    start: StartOption,
+    end: EndOption,
+    output: OutputOption,
+    timezone: ZoneOption = "Asia/Shanghai",
+) -> None:
+    """Raw points (numeric and text) of a device in time order."""
+    from clusterbrain.devices.service import get_device
+    from clusterbrain.platform.db import session_scope
+    from clusterbrain.telemetry.export import POINT_EXPORT_COLUMNS, point_rows
+
+    runtime = _admin_context()
+    try:
+        with _refusals():
+            _export_format(output)
+            lo, hi = _range(start, end, timezone)
+            with session_scope(runtime.sessions) as session:
+                get_device(session, _admin_principal(session), device)
+            rows = point_rows(runtime.store, device, tag, lo, hi)
+            _write_export(output, f"{device}-telemetry", POINT_EXPORT_COLUMNS, rows)
+    finally:
+        runtime.close()
+
+
+@export_app.command("kpis")
+def export_kpis(
+    machine: Annotated[int, typer.Option(help="Machine id.")],
+    start: StartOption,
+    end: EndOption,
+    output: OutputOption,
+    period: Annotated[
+        str, typer.Option(help="Rows per: total, shift, day, week or month.")
+    ] = "day",
+    timezone: ZoneOption = "Asia/Shanghai",
+) -> None:
+    """OEE, its components and the other KPIs of one machine, a row per period."""
+    from clusterbrain.platform.db import session_scope
+    from clusterbrain.production import exports, oee_service
+
+    runtime = _admin_context()
+    try:
+        with _refusals(), session_scope(runtime.sessions) as session:
+            _export_format(output)
+            lo, hi = _range(start, end, timezone)
+            _, results = oee_service.machine_kpis_by_period(
+                session, runtime.store, _admin_principal(session), machine, lo, hi, period, timezone
+            )
+            rows = exports.kpi_rows(results)
+            _write_export(output, f"machine-{machine}-kpis", exports.KPI_EXPORT_COLUMNS, rows)
+    finally:
+        runtime.close()
+
+
+@export_app.command("states")
+def export_states(
+    machine: Annotated[int, typer.Option(help="Machine id.")],
+    start: StartOption,
+    end: EndOption,
+    output: OutputOption,
+    timezone: ZoneOption = "Asia/Shanghai",
+) -> None:
+    """The state intervals of one machine (running, idle, down, ...)."""
+    from clusterbrain.platform.db import session_scope
+    from clusterbrain.production import exports, oee_service
+
+    runtime = _admin_context()
+    try:
+        with _refusals(), session_scope(runtime.sessions) as session:
+            _export_format(output)
+            lo, hi = _range(start, end, timezone)
+            result = oee_service.machine_kpis(
+                session,
+                runtime.store,
+                _admin_principal(session),
+                machine,
+                lo,
+                hi,
+                with_intervals=True,
+            )
+            rows = exports.state_rows(result.intervals)
+            _write_export(output, f"machine-{machine}-states", exports.STATE_EXPORT_COLUMNS, rows)
+    finally:
+        runtime.close()
+
+
+@export_app.command("alarms")
+def export_alarms(
+    start: StartOption,
+    end: EndOption,
+    output: OutputOption,
+    device: Annotated[str | None, typer.Option(help="Only this device's alarms.")] = None,
+    priority: Annotated[
+        str | None, typer.Option(help="Only this priority: critical, high, medium or low.")
+    ] = None,
+    timezone: ZoneOption = "Asia/Shanghai",
+) -> None:
+    """The alarm journal: every raise, clear, acknowledgement, shelve and suppression."""
+    from clusterbrain.devices.service import get_device
+    from clusterbrain.platform.db import session_scope
+    from clusterbrain.platform.errors import InvalidInput
+    from clusterbrain.production import exports
+
+    runtime = _admin_context()
+    try:
+        with _refusals():
+            _export_format(output)
+            lo, hi = _range(start, end, timezone)
+            if priority not in (None, "critical", "high", "medium", "low"):
+                raise InvalidInput(
+                    "--priority: one of critical, high, medium, low", field="--priority"
+                )
+            with session_scope(runtime.sessions) as session:
+                principal = _admin_principal(session)
+                if device is not None:
+                    get_device(session, principal, device)
+            query = exports.alarm_journal_query(
+                principal, lo, hi, device_id=device, priority=priority
+            )
+            rows = exports.alarm_rows(runtime.sessions, query)
+            _write_export(output, "alarms", exports.ALARM_EXPORT_COLUMNS, rows)
+    finally:
+        runtime.close()
+
+
+def _range(start: str, end: str, zone: str) -> tuple[datetime, datetime]:
+    from clusterbrain.platform.errors import InvalidInput
+
+    lo = _parse_moment(start, zone, "--from")
+    hi = _parse_moment(end, zone, "--to")
+    if hi <= lo:
+        raise InvalidInput("--to: must be after --from", field="--to")
+    return lo, hi
 
 
 # --- site calendars -------------------------------------------------------------------------------

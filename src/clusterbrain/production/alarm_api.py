@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from clusterbrain.devices.service import get_device
-from clusterbrain.platform.db import session_scope
 from clusterbrain.platform.errors import InvalidInput, NotFound
 from clusterbrain.platform.export import streamed_export
 from clusterbrain.platform.service import get_visible, where_visible
 from clusterbrain.platform.tenancy import CONFIGURE_ROLES, Principal
 from clusterbrain.platform.web import PrincipalDep, SessionDep
+from clusterbrain.production import exports
 from clusterbrain.production.alarm_engine import DOCUMENT_HISTORY, AlarmEngine
 from clusterbrain.production.alarms import Alarm, Notify
 from clusterbrain.production.downtime_service import ASSIGN_ROLES
-from clusterbrain.production.models import AlarmEvent, AlarmRecord, AlarmRule
+from clusterbrain.production.models import AlarmRecord, AlarmRule
 from clusterbrain.production.rules import parse_rule
 
 router = APIRouter(prefix="/api/v1")
@@ -242,63 +241,10 @@ def list_alarms(
     ]
 
 
-ALARM_EXPORT_COLUMNS = (
-    "at",
-    "alarm_id",
-    "rule",
-    "device_id",
-    "priority",
-    "event",
-    "from_state",
-    "to_state",
-    "user",
-    "detail",
-)
-
-
 def _aware(moment: datetime, field: str) -> datetime:
     if moment.tzinfo is None:
         raise InvalidInput(f"'{field}' needs a time zone offset", field=field)
     return moment
-
-
-def _alarm_events(
-    sessions: sessionmaker[Session], query: Any, page: int = 5_000
-) -> Iterator[tuple[Any, ...]]:
-    """The selected journal lines, oldest first, read in pages (keyset on time and id).
-
-    Each page is read in a short session of its own: the response is streamed after the route's
-    session has closed, and a long history never sits in memory.
-    """
-    after: tuple[int, int] = (-(2**62), 0)
-    while True:
-        with session_scope(sessions) as session:
-            rows = session.scalars(
-                query.where(
-                    or_(
-                        AlarmEvent.ts_us > after[0],
-                        and_(AlarmEvent.ts_us == after[0], AlarmEvent.id > after[1]),
-                    )
-                )
-                .order_by(AlarmEvent.ts_us, AlarmEvent.id)
-                .limit(page)
-            ).all()
-        if not rows:
-            return
-        for row in rows:
-            yield (
-                _from_us(row.ts_us),
-                row.alarm_id,
-                row.rule_name,
-                row.device_id,
-                row.priority,
-                row.event,
-                row.from_state,
-                row.to_state,
-                row.user,
-                row.detail,
-            )
-        after = (rows[-1].ts_us, rows[-1].id)
 
 
 @router.get("/alarms/export", tags=["alarms"])
@@ -317,17 +263,16 @@ def export_alarms(
     start, end = _aware(start, "from"), _aware(end, "to")
     if end <= start:
         raise InvalidInput("'to' must be after 'from'", field="to")
-    query = where_visible(select(AlarmEvent), AlarmEvent.enterprise_id, principal).where(
-        AlarmEvent.ts_us >= _us(start), AlarmEvent.ts_us < _us(end)
-    )
     if device_id is not None:
         get_device(session, principal, device_id)
-        query = query.where(AlarmEvent.device_id == device_id)
-    if priority:
-        query = query.where(AlarmEvent.priority == priority)
-    rows = _alarm_events(request.app.state.sessions, query)
+    query = exports.alarm_journal_query(
+        principal, start, end, device_id=device_id, priority=priority
+    )
+    rows = exports.alarm_rows(request.app.state.sessions, query)
     tmp = request.app.state.settings.var_dir / "exports"
-    body, media, headers = streamed_export(format, "alarms", ALARM_EXPORT_COLUMNS, rows, tmp)
+    body, media, headers = streamed_export(
+        format, "alarms", exports.ALARM_EXPORT_COLUMNS, rows, tmp
+    )
     return StreamingResponse(body, media_type=media, headers=headers)
 
 

@@ -16,7 +16,7 @@ from clusterbrain.platform.models import Machine, Site
 from clusterbrain.platform.service import get_scoped
 from clusterbrain.platform.tenancy import CONFIGURE_ROLES
 from clusterbrain.platform.web import PrincipalDep, SessionDep
-from clusterbrain.production import downtime_service, oee_service, schemas
+from clusterbrain.production import downtime_service, exports, oee_service, schemas
 from clusterbrain.production.calendar import SiteCalendar
 from clusterbrain.production.kpi import TimeElements, compute_kpis
 from clusterbrain.production.models import MachineSettings
@@ -307,25 +307,6 @@ def downtime_pareto(
     ]
 
 
-KPI_EXPORT_COLUMNS = (
-    "from",
-    "to",
-    "planned_busy_time_s",
-    "actual_production_time_s",
-    "availability",
-    "effectiveness",
-    "quality_ratio",
-    "oee",
-    "produced",
-    "good",
-    "scrap",
-    "mtbf_s",
-    "mttr_s",
-    "energy_kwh",
-    "energy_per_good_unit_kwh",
-)
-
-
 @router.get("/machines/{machine_id}/kpis/export", tags=["production"])
 def export_kpis(
     machine_id: int,
@@ -342,29 +323,10 @@ def export_kpis(
     _, results = oee_service.machine_kpis_by_period(
         session, store, principal, machine_id, start, end, period
     )
-    rows = (
-        (
-            r.start,
-            r.end,
-            r.elements.planned_busy_time,
-            r.elements.actual_production_time,
-            r.kpis.availability,
-            r.kpis.effectiveness,
-            r.kpis.quality_ratio,
-            r.kpis.oee,
-            r.elements.produced_quantity,
-            r.elements.good_quantity,
-            r.elements.scrap_quantity,
-            r.kpis.mtbf,
-            r.kpis.mttr,
-            r.elements.energy_kwh,
-            r.kpis.energy_per_good_unit,
-        )
-        for r in results
-    )
+    rows = exports.kpi_rows(results)
     tmp = request.app.state.settings.var_dir / "exports"
     body, media, headers = streamed_export(
-        format, f"machine-{machine_id}-kpis-{period}", KPI_EXPORT_COLUMNS, rows, tmp
+        format, f"machine-{machine_id}-kpis-{period}", exports.KPI_EXPORT_COLUMNS, rows, tmp
     )
     return StreamingResponse(body, media_type=media, headers=headers)
 
@@ -384,10 +346,10 @@ def export_states(
     result = oee_service.machine_kpis(
         session, store, principal, machine_id, start, end, with_intervals=True
     )
-    rows = ((i.start, i.end, i.state.value, i.seconds) for i in result.intervals)
+    rows = exports.state_rows(result.intervals)
     tmp = request.app.state.settings.var_dir / "exports"
     body, media, headers = streamed_export(
-        format, f"machine-{machine_id}-states", ("from", "to", "state", "seconds"), rows, tmp
+        format, f"machine-{machine_id}-states", exports.STATE_EXPORT_COLUMNS, rows, tmp
     )
     return StreamingResponse(body, media_type=media, headers=headers)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Annotated
 
@@ -15,6 +14,7 @@ from clusterbrain.platform.errors import InvalidInput
 from clusterbrain.platform.export import streamed_export
 from clusterbrain.platform.web import PrincipalDep, SessionDep
 from clusterbrain.telemetry import dead_letters, schemas
+from clusterbrain.telemetry.export import POINT_EXPORT_COLUMNS, point_rows
 from clusterbrain.telemetry.models import DeadLetter
 from clusterbrain.telemetry.store import DERIVED_PREFIX, Aggregate, TelemetryStore, rollup_level_for
 
@@ -120,25 +120,6 @@ def _series_of(columns: dict[str, list[object]], tags: list[str]) -> list[schema
     return list(by_tag.values())
 
 
-EXPORT_CHUNK = timedelta(hours=6)
-
-
-def _points_between(
-    store: TelemetryStore, device_id: str, tags: list[str], start: datetime, end: datetime
-) -> Iterator[tuple[object, ...]]:
-    """Raw points, numeric and text, in time order, read a few hours at a time."""
-    cursor = start
-    while cursor < end:
-        upper = min(cursor + EXPORT_CHUNK, end)
-        numbers = store.query_range(device_id, tags, cursor, upper).to_pylist()
-        texts = store.query_text(device_id, tags, cursor, upper).to_pylist()
-        rows = [(r["ts"], r["tag"], r["value"], None) for r in numbers]
-        rows += [(r["ts"], r["tag"], None, r["text"]) for r in texts]
-        rows.sort(key=lambda row: (row[0], row[1]))
-        yield from rows
-        cursor = upper
-
-
 @router.get("/devices/{device_id}/telemetry/export", tags=["telemetry"])
 def export_telemetry(
     device_id: str,
@@ -156,10 +137,10 @@ def export_telemetry(
     start, end = _aware(start, "from"), _aware(end, "to")
     if end <= start:
         raise InvalidInput("'to' must be after 'from'", field="to")
-    rows = _points_between(store, device.id, tag, start, end)
+    rows = point_rows(store, device.id, tag, start, end)
     tmp = request.app.state.settings.var_dir / "exports"
     body, media, headers = streamed_export(
-        format, f"{device.id}-telemetry", ["ts", "tag", "value", "text"], rows, tmp
+        format, f"{device.id}-telemetry", POINT_EXPORT_COLUMNS, rows, tmp
     )
     return StreamingResponse(body, media_type=media, headers=headers)
 
