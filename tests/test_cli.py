@@ -603,3 +603,66 @@ def test_export_commands_write_csv_and_excel(env: Settings, tmp_path: Path) -> N
             app, ["export", "telemetry", "--device", "nope", "--tag", "x", *span, "-o", "-"]
         )
     )
+
+
+def test_reason_tree_and_report_subscription_commands(env: Settings) -> None:
+    runtime = Runtime(env)
+    world = seed_world(runtime)
+    runtime.close()
+    enterprise = ["--enterprise", str(world.a.enterprise_id)]
+    listed = CliRunner().invoke(app, ["reasons", "list", *enterprise])
+    assert listed.exit_code == 0, listed.output
+    assert "BRK.HYD" in listed.output and "设备故障" in listed.output  # the standard tree
+    added = CliRunner().invoke(
+        app,
+        [
+            "reasons", "add", *enterprise, "--code", "BRK.HYD.LEAK", "--parent", "BRK.HYD",
+            "--name-en", "Hydraulic leak", "--name-zh", "液压泄漏", "--category", "unplanned_down",
+        ],
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    reason_id = int(re.search(r"downtime reason (\d+)", added.output).group(1))  # type: ignore[union-attr]
+    tree = CliRunner().invoke(app, ["reasons", "list", *enterprise]).output
+    row = next(line for line in tree.splitlines() if "BRK.HYD.LEAK" in line)
+    assert "液压泄漏" in row and "BRK.HYD " in row  # its parent's code
+    other = CliRunner().invoke(app, ["reasons", "list", "--enterprise", str(world.b.enterprise_id)])
+    assert "BRK.HYD.LEAK" not in other.output
+    retired = CliRunner().invoke(app, ["reasons", "edit", str(reason_id), "--inactive"])
+    assert retired.exit_code == 0 and "no" in retired.output.splitlines()[-2]
+    _refused(
+        CliRunner().invoke(
+            app,
+            [
+                "reasons",
+                "add",
+                *enterprise,
+                "--code",
+                "bad code",
+                "--name-en",
+                "x",
+                "--name-zh",
+                "x",
+                "--category",
+                "unplanned_down",
+            ],
+        ),
+        "--code",
+    )
+    _refused(CliRunner().invoke(app, ["reasons", "list", "--enterprise", "999"]), "--enterprise")
+
+    subscribed = CliRunner().invoke(
+        app,
+        ["reports", "subscribe", "--site", str(world.a.site_id), "--email", "chang@lamps.test"],
+    )
+    assert subscribed.exit_code == 0, subscribed.output
+    assert "chang@lamps.test" in CliRunner().invoke(app, ["reports", "list"]).output
+    _refused(
+        CliRunner().invoke(
+            app, ["reports", "subscribe", "--site", str(world.a.site_id), "--email", "nope"]
+        ),
+        "--email",
+    )
+    subscription = int(re.search(r"subscription (\d+)", subscribed.output).group(1))  # type: ignore[union-attr]
+    removed = CliRunner().invoke(app, ["reports", "unsubscribe", str(subscription)])
+    assert removed.exit_code == 0
+    assert "chang@lamps.test" not in CliRunner().invoke(app, ["reports", "list"]).output

@@ -55,6 +55,10 @@ alarms_app = typer.Typer(help="Alarms and their lifecycle (no command: list).")
 gateway_app = typer.Typer(
     help="Edge gateway: run it (--config gateway.yaml), discover OPC UA servers, ready profiles."
 )
+reasons_app = typer.Typer(help="Downtime reason trees, one per enterprise.", no_args_is_help=True)
+reports_app = typer.Typer(
+    help="E-mailed shift and day reports: subscriptions.", no_args_is_help=True
+)
 export_app = typer.Typer(
     help="Downloads as CSV or Excel (by the --output suffix; '-' is CSV on stdout).",
     no_args_is_help=True,
@@ -69,6 +73,8 @@ app.add_typer(stops_app, name="stops")
 app.add_typer(alarms_app, name="alarms")
 app.add_typer(gateway_app, name="gateway")
 app.add_typer(export_app, name="export")
+app.add_typer(reasons_app, name="reasons")
+app.add_typer(reports_app, name="reports")
 console = Console()
 
 
@@ -576,6 +582,214 @@ def kpi(
                     f"{e.scrap_quantity:.0f}",
                 )
             console.print(table)
+    finally:
+        runtime.close()
+
+
+# --- downtime reasons and report subscriptions ---------------------------------------------------
+
+EnterpriseOption = Annotated[int, typer.Option(help="Enterprise id.")]
+
+
+def _acting_for(session: Session, enterprise_id: int) -> Principal:
+    """The shell's administrator acting as an admin of one enterprise (writes land there)."""
+    from dataclasses import replace
+
+    from clusterbrain.platform.errors import NotFound
+    from clusterbrain.platform.models import Enterprise, Role
+
+    if session.get(Enterprise, enterprise_id) is None:
+        raise NotFound(f"--enterprise: no enterprise {enterprise_id}", field="--enterprise")
+    return replace(
+        _admin_principal(session), role=Role.ENTERPRISE_ADMIN, enterprise_id=enterprise_id
+    )
+
+
+def _reasons_table(reasons: Iterable[Any]) -> Table:
+    rows = list(reasons)
+    codes = {r.id: r.code for r in rows}
+    table = Table("id", "code", "parent", "category", "English", "中文", "active")
+    for r in rows:
+        table.add_row(
+            str(r.id),
+            r.code,
+            codes.get(r.parent_id, ""),
+            r.category,
+            r.name_en,
+            r.name_zh,
+            "yes" if r.active else "no",
+        )
+    return table
+
+
+@reasons_app.command("list")
+def reasons_list(enterprise: EnterpriseOption) -> None:
+    """The enterprise's reason tree (the standard tree on first use)."""
+    from clusterbrain.platform.db import session_scope
+    from clusterbrain.production import service
+
+    runtime = _admin_context()
+    try:
+        with _refusals(), session_scope(runtime.sessions) as session:
+            reasons = service.list_reasons(session, _acting_for(session, enterprise))
+            console.print(_reasons_table(reasons))
+    finally:
+        runtime.close()
+
+
+@reasons_app.command("add")
+def reasons_add(
+    enterprise: EnterpriseOption,
+    code: Annotated[str, typer.Option(help="Code, e.g. BRK.HYD (upper case, dots).")],
+    name_en: Annotated[str, typer.Option(help="Name in English.")],
+    name_zh: Annotated[str, typer.Option(help="Name in Chinese.")],
+    category: Annotated[
+        str,
+        typer.Option(help="unplanned_down, planned_stop, setup, small_stop, quality or external."),
+    ],
+    parent: Annotated[str | None, typer.Option(help="Code of the parent reason.")] = None,
+) -> None:
+    """Add a reason to the enterprise's tree."""
+    from sqlalchemy import select
+
+    from clusterbrain.platform.db import session_scope
+    from clusterbrain.platform.errors import NotFound
+    from clusterbrain.production import schemas, service
+    from clusterbrain.production.models import DowntimeReason
+
+    runtime = _admin_context()
+    try:
+        with _refusals(), session_scope(runtime.sessions) as session:
+            principal = _acting_for(session, enterprise)
+            service.ensure_standard_reasons(session, enterprise)
+            parent_id = None
+            if parent is not None:
+                parent_id = session.scalar(
+                    select(DowntimeReason.id).where(
+                        DowntimeReason.enterprise_id == enterprise,
+                        DowntimeReason.code == parent.upper(),
+                    )
+                )
+                if parent_id is None:
+                    raise NotFound(f"--parent: no downtime reason {parent!r}", field="--parent")
+            data = {
+                "code": code,
+                "parent_id": parent_id,
+                "name_en": name_en,
+                "name_zh": name_zh,
+                "category": category,
+            }
+            options = {k: f"--{k.replace('_', '-')}" for k in data} | {"parent_id": "--parent"}
+            reason = service.create_reason(
+                session, principal, _checked(schemas.ReasonIn, data, options)
+            )
+            console.print(f"downtime reason {reason.id} ({reason.code}) added")
+    finally:
+        runtime.close()
+
+
+@reasons_app.command("edit")
+def reasons_edit(
+    reason_id: Annotated[int, typer.Argument(help="Reason id, as `reasons list` shows it.")],
+    name_en: Annotated[str | None, typer.Option(help="New English name.")] = None,
+    name_zh: Annotated[str | None, typer.Option(help="New Chinese name.")] = None,
+    active: Annotated[
+        bool | None, typer.Option("--active/--inactive", help="Offer it to operators or not.")
+    ] = None,
+) -> None:
+    """Rename a reason, or retire it (--inactive) without losing the stops it explains."""
+    from clusterbrain.platform.db import session_scope
+    from clusterbrain.production import schemas, service
+
+    runtime = _admin_context()
+    try:
+        with _refusals(), session_scope(runtime.sessions) as session:
+            data = {
+                k: v
+                for k, v in (("name_en", name_en), ("name_zh", name_zh), ("active", active))
+                if v is not None
+            }
+            options = {"name_en": "--name-en", "name_zh": "--name-zh", "active": "--active"}
+            patch = _checked(schemas.ReasonPatch, data, options)
+            reason = service.update_reason(session, _admin_principal(session), reason_id, patch)
+            console.print(_reasons_table([reason]))
+    finally:
+        runtime.close()
+
+
+def _subscriptions_table(subscriptions: Iterable[Any]) -> Table:
+    table = Table("id", "enterprise", "site", "e-mail", "period", "language", "last sent", "error")
+    for s in subscriptions:
+        table.add_row(
+            str(s.id),
+            str(s.enterprise_id),
+            str(s.site_id),
+            s.email,
+            s.period,
+            s.language,
+            "–" if s.last_period_end is None else f"{s.last_period_end:%Y-%m-%d %H:%M} UTC",
+            s.last_error,
+        )
+    return table
+
+
+@reports_app.command("list")
+def reports_list() -> None:
+    """Every report subscription with when its last period was sent."""
+    from clusterbrain.platform.db import session_scope
+    from clusterbrain.production import service
+
+    runtime = _admin_context()
+    try:
+        with _refusals(), session_scope(runtime.sessions) as session:
+            rows = service.list_subscriptions(session, _admin_principal(session))
+            console.print(_subscriptions_table(rows))
+    finally:
+        runtime.close()
+
+
+@reports_app.command("subscribe")
+def reports_subscribe(
+    site: Annotated[int, typer.Option(help="Site id.")],
+    email: Annotated[str, typer.Option(help="Address to send the report to.")],
+    period: Annotated[str, typer.Option(help="shift or day.")] = "shift",
+    language: Annotated[str, typer.Option(help="zh-CN or en.")] = "zh-CN",
+) -> None:
+    """E-mail a site's shift or day report (HTML with a PDF) after each period."""
+    from clusterbrain.platform.db import session_scope
+    from clusterbrain.platform.errors import NotFound
+    from clusterbrain.platform.models import Site
+    from clusterbrain.production import schemas, service
+
+    runtime = _admin_context()
+    try:
+        with _refusals(), session_scope(runtime.sessions) as session:
+            if session.get(Site, site) is None:
+                raise NotFound(f"--site: no site {site}", field="--site")
+            data = {"site_id": site, "email": email, "period": period, "language": language}
+            options = {k: f"--{k}" for k in ("email", "period", "language")} | {"site_id": "--site"}
+            created = service.create_subscription(
+                session, _admin_principal(session), _checked(schemas.SubscriptionIn, data, options)
+            )
+            console.print(f"report subscription {created.id} added")
+            console.print(_subscriptions_table([created]))
+    finally:
+        runtime.close()
+
+
+@reports_app.command("unsubscribe")
+def reports_unsubscribe(
+    subscription_id: Annotated[int, typer.Argument(help="Subscription id.")],
+) -> None:
+    """Stop a report subscription."""
+    from clusterbrain.platform.db import session_scope
+    from clusterbrain.production import service
+
+    runtime = _admin_context()
+    try:
+        with _refusals(), session_scope(runtime.sessions) as session:
+            service.delete_subscription(session, _admin_principal(session), subscription_id)
+        console.print(f"report subscription {subscription_id} deleted")
     finally:
         runtime.close()
 
