@@ -36,6 +36,12 @@ from clusterbrain.ui.context import Console, Viewer
 from clusterbrain.ui.layout import empty_state, frame, page
 from clusterbrain.ui.overview import STATE_COLOURS, percent
 
+PERFORMANCE_HINT = (
+    "Performance above 100 %: the range is short against the cycle time, or the ideal cycle time "
+    "is set longer than the machine really needs."
+)
+
+
 TEXT = {
     # shared with the overview (same translations)
     "Overview": "总览",
@@ -87,6 +93,8 @@ TEXT = {
     "OEE and the six big losses": "OEE 与六大损失",
     "Planned busy time": "计划占用时间",
     "Fully productive time": "完全有效生产时间",
+    PERFORMANCE_HINT: "性能率超过 100 %：所选时间段相对节拍太短，"
+    "或设定的理想节拍比设备实际所需更长。",
     "Breakdowns": "故障停机损失",
     "Setup and adjustments": "换型调整损失",
     "Small stops and idling": "空转与小停机损失",
@@ -311,6 +319,20 @@ def waterfall(losses: Sequence[LossStep], planned_busy: float, scale: float) -> 
     base.append(0.0)
     value.append(round(left / scale, 2))
     return {"base": base, "value": value}
+
+
+def performance_hint(effectiveness: float | None) -> str | None:
+    """Why performance can exceed 100 %, to show beside it (None when it does not).
+
+    A finished part counts its whole ideal cycle time, so a range shorter than a few cycles, or
+    an ideal cycle time set too long, gives more ideal time than production time.
+
+    >>> performance_hint(0.95) is None, performance_hint(None) is None
+    (True, True)
+    >>> performance_hint(4.66) == PERFORMANCE_HINT
+    True
+    """
+    return PERFORMANCE_HINT if effectiveness is not None and effectiveness > 1.0 else None
 
 
 def chart_ms(moment: datetime, zone: ZoneInfo) -> int:
@@ -856,6 +878,9 @@ class MachineView:
                     with ui.card().classes("p-3 min-w-40").props(f'data-testid="kpi-{testid}"'):
                         ui.label(t(label)).classes("text-grey-7")
                         ui.label(percent(value)).classes("text-2xl font-bold")
+            hint = performance_hint(data.kpis.effectiveness)
+            if hint:
+                ui.label(t(hint)).classes("text-orange-9").props('data-testid="performance-hint"')
             hours = data.planned_busy >= 3 * 3600
             scale, unit = (3600.0, t("Hours")) if hours else (60.0, t("Minutes"))
             bars = waterfall(data.losses, data.planned_busy, scale)
