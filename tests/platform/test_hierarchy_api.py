@@ -132,3 +132,28 @@ def test_problem_titles_follow_accept_language(client: TestClient, world: World)
     assert chinese.json()["title"] == "未找到" and chinese.headers["content-language"] == "zh-CN"
     assert english.json()["title"] == "Not found"
     assert client.get(url, headers=world.a.headers).json()["title"] == "未找到"  # default zh-CN
+
+
+def test_users_set_their_own_language_and_time_zone(client: TestClient, world: World) -> None:
+    changed = client.patch(
+        "/api/v1/me",
+        json={"language": "en", "timezone": "Asia/Ho_Chi_Minh"},
+        headers=world.a.headers,
+    )
+    assert changed.status_code == 200, changed.text
+    me = client.get("/api/v1/me", headers=world.a.headers).json()
+    assert (me["language"], me["timezone"]) == ("en", "Asia/Ho_Chi_Minh")
+    for body, field in (
+        ({"timezone": "Mars/Olympus"}, "timezone"),
+        ({"language": "fr"}, "language"),
+    ):
+        refused = client.patch("/api/v1/me", json=body, headers=world.a.headers)
+        assert refused.status_code == 422
+        assert refused.json()["errors"][0]["field"] == field, refused.json()
+    site = client.post(
+        "/api/v1/sites", json={"name": "Plant 2", "timezone": "Guzhen"}, headers=world.a.headers
+    )
+    assert site.status_code == 422 and "unknown time zone" in site.text
+    assert (
+        client.get("/api/v1/me", headers=world.a.headers).json()["timezone"] == "Asia/Ho_Chi_Minh"
+    )

@@ -58,3 +58,40 @@ def test_the_language_switches_to_english_and_back(page: Page, console: LiveCons
     page.get_by_test_id("language").click()
     page.get_by_role("option", name="中文").click()
     expect(page.get_by_test_id("nav-overview")).to_have_text("总览")
+
+
+def _zone_of(console: LiveConsole, username: str) -> str:
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{console.base}/api/v1/users",
+        headers={"Authorization": f"Bearer {console.admin_token}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        users = json.load(response)
+    return str(next(u["timezone"] for u in users if u["username"] == username))
+
+
+def _pick_zone(page: Page, console: LiveConsole, zone: str) -> None:
+    """Pick a zone in the user menu; wait until it is stored and the page is built again."""
+    page.get_by_test_id("user-menu").click()
+    page.get_by_test_id("timezone").click()
+    page.get_by_role("option", name=zone, exact=True).click()
+    for _ in range(100):
+        if _zone_of(console, "manager2") == zone:
+            break
+        page.wait_for_timeout(100)
+    assert _zone_of(console, "manager2") == zone
+    page.wait_for_timeout(500)  # the page reloads
+    expect(page.get_by_test_id("nav-overview")).to_be_visible()
+    page.get_by_test_id("user-menu").click()
+    expect(page.get_by_test_id("timezone")).to_contain_text(zone)
+    page.keyboard.press("Escape")
+
+
+def test_a_user_picks_a_time_zone_from_the_user_menu(page: Page, console: LiveConsole) -> None:
+    sign_in(page, console, "manager2")
+    assert _zone_of(console, "manager2") == "Asia/Shanghai"
+    _pick_zone(page, console, "UTC")
+    _pick_zone(page, console, "Asia/Shanghai")

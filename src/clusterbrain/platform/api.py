@@ -33,6 +33,16 @@ def me(session: SessionDep, principal: PrincipalDep) -> object:
     return service.get_user(session, principal, principal.user_id)
 
 
+@router.patch("/me", tags=["auth"], response_model=schemas.UserOut)
+def update_me(body: schemas.MePatch, session: SessionDep, principal: PrincipalDep) -> object:
+    """Change one's own display name, language (zh-CN or en) or time zone."""
+    user = service.get_user(session, principal, principal.user_id)
+    for key, value in body.model_dump(exclude_unset=True).items():
+        if value is not None:
+            setattr(user, key, value)
+    return user
+
+
 # --- clusters and enterprises -------------------------------------------------------------------
 
 

@@ -3,12 +3,36 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from clusterbrain.platform.models import Role
 
 Name = Field(min_length=1, max_length=200)
+
+
+def known_zone(name: str) -> str:
+    """An IANA time zone name this machine knows, else a validation error.
+
+    >>> known_zone("Asia/Shanghai")
+    'Asia/Shanghai'
+    >>> known_zone("Mars/Olympus")
+    Traceback (most recent call last):
+    ValueError: unknown time zone 'Mars/Olympus' (an IANA name such as Asia/Shanghai)
+    """
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {name!r} (an IANA name such as Asia/Shanghai)"
+        ) from None
+    return name
+
+
+TimeZoneName = Annotated[str, Field(max_length=64), AfterValidator(known_zone)]
+Language = Annotated[str, Field(pattern=r"^(zh-CN|en)$")]
 
 
 class ORMModel(BaseModel):
@@ -46,7 +70,7 @@ class EnterpriseOut(ORMModel):
 
 class SiteIn(BaseModel):
     name: str = Name
-    timezone: str = "Asia/Shanghai"
+    timezone: TimeZoneName = "Asia/Shanghai"
     enterprise_id: int | None = Field(
         default=None, description="Only for platform admins; others create in their enterprise."
     )
@@ -54,7 +78,7 @@ class SiteIn(BaseModel):
 
 class SitePatch(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    timezone: str | None = None
+    timezone: TimeZoneName | None = None
 
 
 class SiteOut(ORMModel):
@@ -111,10 +135,18 @@ class UserIn(BaseModel):
     display_name: str = ""
     role: Role
     password: str = Field(default="", max_length=200)
-    language: str = Field(default="zh-CN", pattern=r"^(zh-CN|en)$")
-    timezone: str = "Asia/Shanghai"
+    language: Language = "zh-CN"
+    timezone: TimeZoneName = "Asia/Shanghai"
     enterprise_id: int | None = None
     cluster_id: int | None = None
+
+
+class MePatch(BaseModel):
+    """What users may change of themselves."""
+
+    display_name: str | None = Field(default=None, max_length=200)
+    language: Language | None = None
+    timezone: TimeZoneName | None = None
 
 
 class UserOut(ORMModel):

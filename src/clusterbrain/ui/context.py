@@ -17,11 +17,13 @@ from nicegui import app
 from clusterbrain.api.runtime import Runtime
 from clusterbrain.platform.db import session_scope
 from clusterbrain.platform.models import User
+from clusterbrain.platform.schemas import known_zone
 from clusterbrain.platform.service import principal_of
 from clusterbrain.platform.tenancy import Principal
 from clusterbrain.ui.i18n import translate
 
 USER_KEY = "user_id"
+DEFAULT_ZONE = "Asia/Shanghai"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +47,21 @@ class Console:
                 principal_of(user),
                 user.display_name or user.username,
                 user.language if user.language in ("zh-CN", "en") else "zh-CN",
-                user.timezone or "Asia/Shanghai",
+                usable_zone(user.timezone),
                 self,
             )
+
+
+def usable_zone(name: str | None) -> str:
+    """The user's zone, or Asia/Shanghai for none or one this machine does not know.
+
+    >>> usable_zone("Europe/Berlin"), usable_zone(""), usable_zone("Mars/Olympus")
+    ('Europe/Berlin', 'Asia/Shanghai', 'Asia/Shanghai')
+    """
+    try:
+        return known_zone(name) if name else DEFAULT_ZONE
+    except ValueError:
+        return DEFAULT_ZONE
 
 
 @dataclass(frozen=True, slots=True)

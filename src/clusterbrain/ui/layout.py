@@ -9,7 +9,7 @@ from nicegui import ui
 
 from clusterbrain.platform.db import session_scope
 from clusterbrain.platform.models import User
-from clusterbrain.ui.context import Viewer, sign_out
+from clusterbrain.ui.context import Viewer, sign_out, usable_zone
 from clusterbrain.ui.i18n import LANGUAGES
 
 TEXT = {
@@ -22,7 +22,28 @@ TEXT = {
     "Sign out": "退出登录",
     "Language": "语言",
     "Loading…": "加载中…",
+    "Time zone": "时区",
 }
+
+ZONES = (
+    "Asia/Shanghai",
+    "Asia/Hong_Kong",
+    "Asia/Taipei",
+    "Asia/Singapore",
+    "Asia/Kuala_Lumpur",
+    "Asia/Bangkok",
+    "Asia/Ho_Chi_Minh",
+    "Asia/Jakarta",
+    "Asia/Tokyo",
+    "Asia/Kolkata",
+    "Asia/Dubai",
+    "Europe/Berlin",
+    "Europe/London",
+    "America/New_York",
+    "America/Los_Angeles",
+    "UTC",
+)
+"""Offered in the user menu; a zone set through the API that is not listed is offered too."""
 
 PAGE_BUILD_TIMEOUT_S = 30.0
 """NiceGUI answers 500 when a page takes over 3 s to build; on a busy two-core server the first
@@ -60,7 +81,19 @@ def frame(viewer: Viewer, title: str) -> Iterator[None]:
             value=viewer.language,
             on_change=lambda e: _set_language(viewer, str(e.value)),
         ).props('dense dark borderless data-testid="language"').classes("w-24")
-        ui.label(viewer.name).classes("text-sm")
+        with (
+            ui.button(viewer.name, icon="account_circle").props(
+                'flat no-caps color=white data-testid="user-menu"'
+            ),
+            ui.menu().classes("p-4"),
+        ):
+            zones = ZONES if viewer.timezone in ZONES else (viewer.timezone, *ZONES)
+            ui.select(
+                list(zones),
+                value=viewer.timezone,
+                label=viewer.t("Time zone"),
+                on_change=lambda e: _set_timezone(viewer, str(e.value)),
+            ).props('dense data-testid="timezone"').classes("w-56")
         ui.button(viewer.t("Sign out"), on_click=_sign_out).props(
             'flat color=white data-testid="sign-out"'
         )
@@ -76,6 +109,16 @@ def _set_language(viewer: Viewer, language: str) -> None:
         user = session.get(User, viewer.principal.user_id)
         if user is not None:
             user.language = language
+    ui.navigate.reload()
+
+
+def _set_timezone(viewer: Viewer, zone: str) -> None:
+    if zone == viewer.timezone or usable_zone(zone) != zone:
+        return
+    with session_scope(viewer.console.runtime.sessions) as session:
+        user = session.get(User, viewer.principal.user_id)
+        if user is not None:
+            user.timezone = zone
     ui.navigate.reload()
 
 
