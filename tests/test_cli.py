@@ -111,14 +111,12 @@ def test_telemetry_prune_deletes_old_raw_points(env: Settings) -> None:
     assert result.exit_code == 0 and "deleted 10 raw points" in result.output
 
 
-def test_kpi_prints_oee_per_period(env: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def _plan_worked_machine(runtime: Runtime, world: World) -> None:
+    """Tenant A's site on the two-shift calendar, its machine at a 60 s ideal cycle."""
     from clusterbrain.platform.db import session_scope
     from clusterbrain.production.models import MachineSettings, SiteCalendar
-    from support.production import CALENDAR, write_worked_shift
+    from support.production import CALENDAR
 
-    runtime = Runtime(env)
-    world = seed_world(runtime)
-    write_worked_shift(runtime.store, world.a.device_id)
     with session_scope(runtime.sessions) as session:
         session.add(
             SiteCalendar(
@@ -133,6 +131,15 @@ def test_kpi_prints_oee_per_period(env: Settings, monkeypatch: pytest.MonkeyPatc
                 ideal_cycle_time_s=60.0,
             )
         )
+
+
+def test_kpi_prints_oee_per_period(env: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from support.production import write_worked_shift
+
+    runtime = Runtime(env)
+    world = seed_world(runtime)
+    write_worked_shift(runtime.store, world.a.device_id)
+    _plan_worked_machine(runtime, world)
     runtime.close()
     args = [
         "kpi",
@@ -505,27 +512,15 @@ def test_export_commands_write_csv_and_excel(env: Settings, tmp_path: Path) -> N
     import openpyxl
 
     from clusterbrain.platform.db import session_scope
-    from clusterbrain.production.models import AlarmRule, MachineSettings, SiteCalendar
+    from clusterbrain.production.models import AlarmRule
     from clusterbrain.telemetry.decode import PointColumns
-    from support.production import CALENDAR, write_worked_shift
+    from support.production import write_worked_shift
 
     runtime = Runtime(env)
     world = seed_world(runtime)
     write_worked_shift(runtime.store, world.a.device_id)
+    _plan_worked_machine(runtime, world)
     with session_scope(runtime.sessions) as session:
-        session.add(
-            SiteCalendar(
-                site_id=world.a.site_id, enterprise_id=world.a.enterprise_id, definition=CALENDAR
-            )
-        )
-        session.add(
-            MachineSettings(
-                machine_id=world.a.machine_id,
-                enterprise_id=world.a.enterprise_id,
-                state_rules={},
-                ideal_cycle_time_s=60.0,
-            )
-        )
         session.add(
             AlarmRule(
                 enterprise_id=world.a.enterprise_id,
