@@ -348,3 +348,64 @@ def test_a_new_rule_is_seen_even_if_the_engine_reloads_at_once(
     )
     assert rule.status_code == 201
     assert world.a.device_id in engine._rulesets
+
+
+def _temperatures(world: World, start_s: int, *values: float) -> Any:
+    columns = PointColumns()
+    base_us = int(datetime(2026, 3, 2, tzinfo=UTC).timestamp() * 1e6)
+    for n, value in enumerate(values):
+        columns.append(
+            world.a.device_id, "temperature", base_us + (start_s + n) * 10**6, value, None, 0
+        )
+    return columns.to_table()
+
+
+def test_an_active_alarm_still_clears_after_the_rules_are_edited(
+    client: TestClient, runtime: Runtime, world: World
+) -> None:
+    """Editing any rule rebuilds the engine's rule sets; conditions must carry over."""
+
+    def rule(name: str, limit: float) -> int:
+        created = client.post(
+            "/api/v1/alarm-rules",
+            json={
+                "device_id": world.a.device_id,
+                "name": name,
+                "definition": {
+                    "type": "threshold",
+                    "tag": "temperature",
+                    "op": ">",
+                    "limit": limit,
+                },
+            },
+            headers=world.a.headers,
+        )
+        assert created.status_code == 201, created.text
+        return int(created.json()["id"])
+
+    def states() -> dict[str, str]:
+        alarms = client.get(
+            "/api/v1/alarms", params={"include_normal": True}, headers=world.a.headers
+        ).json()
+        return {a["rule_name"]: a["state"] for a in alarms}
+
+    hot = rule("hot", 250)
+    runtime.alarms.process(_temperatures(world, 0, 300.0))
+    assert states() == {"hot": "unack_active"}
+    rule("very hot", 400)  # an unchanged rule keeps its evaluator
+    runtime.alarms.process(_temperatures(world, 1, 200.0))
+    assert states() == {"hot": "unack_rtn"}
+    runtime.alarms.process(_temperatures(world, 2, 300.0))
+    assert states()["hot"] == "unack_active"
+    edited = client.put(
+        f"/api/v1/alarm-rules/{hot}",
+        json={
+            "device_id": world.a.device_id,
+            "name": "hot",
+            "definition": {"type": "threshold", "tag": "temperature", "op": ">", "limit": 260},
+        },
+        headers=world.a.headers,
+    )
+    assert edited.status_code == 200
+    runtime.alarms.process(_temperatures(world, 3, 200.0))  # a changed rule resumes as active
+    assert states()["hot"] == "unack_rtn"

@@ -141,7 +141,20 @@ class AlarmEngine:
                 document = {**row.definition, "id": str(row.id)}
                 by_device.setdefault(row.device_id, []).append(parse_rule(document))
                 self._rule_device[str(row.id)] = row.device_id
-        self._rulesets = {d: RuleSet(rules) for d, rules in by_device.items()}  # type: ignore[arg-type]
+            active = {
+                str(rule_id)
+                for rule_id, document in session.execute(
+                    select(AlarmRecord.rule_id, AlarmRecord.document).where(
+                        AlarmRecord.state != "normal"
+                    )
+                )
+                if document.get("active")
+            }
+        rulesets = {d: RuleSet(rules) for d, rules in by_device.items()}  # type: ignore[arg-type]
+        for device_id, ruleset in rulesets.items():
+            # Unchanged rules go on where they were; changed ones resume their alarm's condition.
+            ruleset.carry_over(self._rulesets.get(device_id), active)
+        self._rulesets = rulesets
 
     def process(self, table: pa.Table) -> None:
         """Evaluate the rules of every device in a batch of POINT_SCHEMA rows."""

@@ -337,6 +337,14 @@ class RuleEvaluator:
     def active(self) -> bool:
         raise NotImplementedError
 
+    def resume_active(self) -> None:
+        """Start as active: the condition was active when this evaluator replaced another (its
+        alarm is still active), so that the next clearing sample clears it."""
+        latch: _Latch | None = getattr(self, "_latch", None)
+        if latch is None:
+            raise NotImplementedError
+        latch.active, latch.since_us = True, None
+
     def evaluate(self, samples: Samples) -> list[Transition]:
         """Transitions caused by these samples, in time order.
 
@@ -577,11 +585,15 @@ class NoDataEvaluator(RuleEvaluator):
     def active(self) -> bool:
         return self._active
 
+    def resume_active(self) -> None:
+        self._active = True
+
     def _on_sample(self, ts_us: int, tag: str, value: Value) -> list[Transition]:
         out = self._on_tick(ts_us)
-        if self._active and self.last_seen_us is not None:
+        if self._active:
             self._active = False
-            context: dict[str, Value] = {"tag": tag, "silent_s": (ts_us - self.last_seen_us) / 1e6}
+            silent = None if self.last_seen_us is None else (ts_us - self.last_seen_us) / 1e6
+            context: dict[str, Value] = {"tag": tag, "silent_s": silent}
             out.append(Transition(self.rule_id, "cleared", ts_us, value, context))
         self.last_seen_us = ts_us
         return out
@@ -732,6 +744,35 @@ class RuleSet:
 
     def tick(self, now_us: int) -> RuleSetResult:
         return self._run(lambda e: e.tick(now_us))
+
+    def carry_over(self, previous: RuleSet | None, active: Iterable[str] = ()) -> None:
+        """Continue from the rule set this one replaces (the rules were edited).
+
+        A rule that did not change keeps its evaluator, with its delays, windows and condition
+        as they were; a new or changed rule whose id is in ``active`` (its alarm is active)
+        starts active, so that its next clearing sample clears the alarm instead of leaving it
+        active until the condition comes and goes again.
+
+        >>> old = RuleSet([ThresholdRule(id="hot", tag="t", op=">", limit=80)])
+        >>> [t.kind for t in old.evaluate([(0, "t", 90.0)]).transitions]
+        ['activated']
+        >>> new = RuleSet([ThresholdRule(id="hot", tag="t", op=">", limit=80)])
+        >>> new.carry_over(old)
+        >>> [t.kind for t in new.evaluate([(1, "t", 50.0)]).transitions]
+        ['cleared']
+        >>> edited = RuleSet([ThresholdRule(id="hot", tag="t", op=">", limit=85)])
+        >>> edited.carry_over(new, active={"hot"})
+        >>> [t.kind for t in edited.evaluate([(2, "t", 50.0)]).transitions]
+        ['cleared']
+        """
+        still_active = set(active)
+        for rule_id, rule in self._rules.items():
+            if previous is not None and previous._rules.get(rule_id) == rule:
+                self._evaluators[rule_id] = previous._evaluators[rule_id]
+                if rule_id in previous._disabled:
+                    self._disabled[rule_id] = previous._disabled[rule_id]
+            elif rule_id in still_active:
+                self._evaluators[rule_id].resume_active()
 
     def enable(self, rule_id: str) -> None:
         """Switch a disabled rule back on, with no history (e.g. after the data was fixed)."""
