@@ -29,10 +29,10 @@ from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client import Counter
 
 from clusterbrain.connectors.gateway.payloads import encode_readings
+from clusterbrain.connectors.mqtt.client import PahoOptions, build_paho_client
 from clusterbrain.connectors.source import Reading
 from clusterbrain.connectors.sparkplug.codec import (
     NAMESPACE,
@@ -381,16 +381,15 @@ class SparkplugIngest:
         return self._connected.is_set()
 
     def _build_client(self) -> mqtt.Client:
-        v5 = self._config.protocol == "5"
-        client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=self._config.client_id,
-            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            clean_session=None if v5 else True,
+        config = self._config
+        client = build_paho_client(
+            PahoOptions(
+                client_id=config.client_id,
+                protocol=config.protocol,
+                username=config.username,
+                password=config.password,
+            )
         )
-        if self._config.username:
-            client.username_pw_set(self._config.username, self._config.password)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
