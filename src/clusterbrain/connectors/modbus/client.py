@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from typing import NoReturn, cast
 
@@ -107,6 +106,9 @@ class _Link:
     def __init__(self, host: str, port: int, request_timeout_s: float) -> None:
         self._timeout = request_timeout_s
         self._failure: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._waiter: asyncio.Task[object] | None = None
+        """The task waiting for an answer, cancelled when the connection fails meanwhile."""
+        self._interrupted = False
         self._request = b""
         # Our own deadline runs every request, so pymodbus's (it also bounds the connect) is
         # longer; its own reconnecting and retrying are off, both are done here.
@@ -143,31 +145,40 @@ class _Link:
         return self._failure.done()
 
     async def call(self, send: Callable[[AsyncModbusTcpClient], Awaitable[ModbusPDU]]) -> ModbusPDU:
-        """Send one request and return its answer; LinkError when none usable came in time."""
+        """Send one request and return its answer; LinkError when none usable came in time.
+
+        The request runs in the caller's task, under our deadline; a failure seen on the socket
+        cancels that wait at once. (A task per request, raced against the failure with
+        ``asyncio.wait``, cost as much CPU as decoding the answer.)
+        """
         if self._failure.done():
             raise LinkError(self._failure.result())
-        request = asyncio.ensure_future(send(self._client))
+        task = asyncio.current_task()
+        assert task is not None
+        self._waiter, self._interrupted = task, False
         try:
-            await asyncio.wait(
-                (request, self._failure), timeout=self._timeout, return_when=asyncio.FIRST_COMPLETED
-            )
+            async with asyncio.timeout(self._timeout):
+                return await send(self._client)
+        except TimeoutError:
+            raise LinkError(self._why(f"no answer within {self._timeout:g} s")) from None
+        except asyncio.CancelledError:
+            if not self._interrupted or task.uncancel() > 0:
+                raise  # cancelled from outside (the gateway stopping), not by a failure here
+            raise LinkError(self._why("closed")) from None
+        except Exception as exc:  # whatever pymodbus raised, this connection is done
+            raise LinkError(self._why(str(exc) or type(exc).__name__)) from None
         finally:
-            if not request.done():
-                request.cancel()
-                with suppress(asyncio.CancelledError, Exception):
-                    await request
-        if request.done() and not request.cancelled():
-            try:
-                return request.result()
-            except Exception as exc:  # whatever pymodbus raised, this connection is done
-                raise LinkError(str(exc) or type(exc).__name__) from None
-        if self._failure.done():
-            raise LinkError(self._failure.result())
-        raise LinkError(f"no answer within {self._timeout:g} s")
+            self._waiter = None
+
+    def _why(self, otherwise: str) -> str:
+        return self._failure.result() if self._failure.done() else otherwise
 
     def _fail(self, reason: str) -> None:
         if not self._failure.done():
             self._failure.set_result(reason)
+        if self._waiter is not None and not self._interrupted:
+            self._interrupted = True
+            self._waiter.cancel()
 
     def _on_packet(self, sending: bool, data: bytes) -> bytes:
         if sending:
