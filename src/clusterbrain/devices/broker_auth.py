@@ -14,7 +14,7 @@ every device gets its own role ``cb-device-<id>`` with literal topics):
 - the service (ingest) account ``cb-service-<username>`` may subscribe to ``cb/v1/+/<kind>`` and
   ``$share/+/cb/v1/+/<kind>`` for telemetry, events and commands/ack, and publish
   ``cb/v1/+/commands``; as the Sparkplug B host it may subscribe to ``spBv1.0/#`` and publish
-  ``spBv1.0/+/NCMD/+``.
+  ``spBv1.0/+/NCMD/+`` and its STATE on ``spBv1.0/STATE/+``.
 """
 
 from __future__ import annotations
@@ -155,11 +155,12 @@ def service_acls() -> list[Acl]:
 
 def sparkplug_service_acls() -> list[Acl]:
     """Sparkplug B host: every edge node's messages (one plain subscriber, never ``$share``, as
-    seq is per node) and rebirth requests (NCMD) to edge nodes."""
+    seq is per node), rebirth requests (NCMD) to edge nodes and its own STATE birth and death."""
     return [
         Acl("subscribePattern", "spBv1.0/#"),
         Acl("publishClientReceive", "spBv1.0/#"),
         Acl("publishClientSend", "spBv1.0/+/NCMD/+"),
+        Acl("publishClientSend", "spBv1.0/STATE/+"),
     ]
 
 

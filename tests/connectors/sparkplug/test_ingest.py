@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 from paho.mqtt.enums import MQTTProtocolVersion
@@ -332,6 +333,42 @@ def test_a_group_belongs_to_one_enterprise(client: TestClient, world: World) -> 
     assert client.get("/api/v1/sparkplug/groups", headers=world.a.headers).json() == []
 
 
+def test_the_host_announces_its_state_birth_and_death(
+    settings: Settings, mosquitto: MosquittoProcess
+) -> None:
+    """Sparkplug 3.0 host application: a retained STATE birth once subscribed, a death with the
+    same timestamp when it stops (and as its will, should it vanish)."""
+    rt = Runtime(settings)
+    closed = False
+    watcher = MqttPeer(mosquitto.host, mosquitto.port)
+    try:
+        before_ms = int(time.time() * 1000)
+        rt.start_ingest(mqtt=True)
+        assert rt.sparkplug is not None and rt.sparkplug.connected
+        assert not watcher.connect().is_failure
+        assert not watcher.subscribe("spBv1.0/STATE/#").is_failure
+        birth = watcher.received()
+        assert birth.topic == "spBv1.0/STATE/clusterbrain"  # retained or live: a race
+        state = orjson.loads(birth.payload)
+        assert state["online"] is True and before_ms <= state["timestamp"] <= time.time() * 1000
+        rt.close()
+        closed = True
+        death = watcher.received()
+        assert death.topic == birth.topic
+        assert orjson.loads(death.payload) == {"online": False, "timestamp": state["timestamp"]}
+    finally:
+        watcher.close()
+        if not closed:
+            rt.close()
+    late = MqttPeer(mosquitto.host, mosquitto.port)  # what an edge node finds when it connects
+    try:
+        assert not late.connect().is_failure
+        assert not late.subscribe("spBv1.0/STATE/clusterbrain").is_failure
+        assert orjson.loads(late.received().payload)["online"] is False
+    finally:
+        late.close()
+
+
 def test_the_service_account_may_host_sparkplug(mosquitto_dynsec: MosquittoProcess) -> None:
     auth = DynsecBrokerAuth(
         mosquitto_dynsec.host, mosquitto_dynsec.port, *mosquitto_dynsec.admin_credentials
@@ -350,6 +387,8 @@ def test_the_service_account_may_host_sparkplug(mosquitto_dynsec: MosquittoProce
         rebirth = codec.encode_rebirth(timestamp_ms=T0_MS)
         assert not host.publish("spBv1.0/plant1/NCMD/gw1", rebirth).is_failure
         assert host.received().topic == "spBv1.0/plant1/NCMD/gw1"  # and receives spBv1.0/#
+        state = b'{"online":true,"timestamp":1}'
+        assert not host.publish("spBv1.0/STATE/clusterbrain", state).is_failure
         assert host.publish("spBv1.0/plant1/NDATA/gw1", rebirth).is_failure, "no spoofing"
         assert host.subscribe("$share/ingest/spBv1.0/#").is_failure
     finally:
