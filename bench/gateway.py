@@ -1,6 +1,6 @@
 """Edge gateway throughput and memory, against bare protocol loops on the same simulated servers.
 
-    .venv/bin/python bench/gateway.py [--quick] [--only opcua,modbus,memory] [--port 1883]
+    .venv/bin/python bench/gateway.py [--quick] [--rounds N] [--only opcua,modbus,memory] [--port 1883]
 
 Everything is measured in one run (results: a table on stdout, bench/results/gateway-<ts>.json):
 
@@ -39,7 +39,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -706,8 +706,13 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1", help="MQTT broker")
     parser.add_argument("--port", type=int, default=1883)
     parser.add_argument("--only", default="", help=f"comma-separated phases of {','.join(PHASES)}")
+    parser.add_argument(
+        "--rounds", type=int, default=0, help="rounds per phase (more when the machine is busy)"
+    )
     args = parser.parse_args()
     PLAN = QUICK if args.quick else Plan()
+    if args.rounds > 0:
+        PLAN = replace(PLAN, rounds=args.rounds)
     wanted = [p for p in args.only.split(",") if p] or list(PHASES)
     began = time.time()
     results: dict[str, Any] = {

@@ -69,6 +69,26 @@ def test_device_add_list_rotate_revoke(env: Settings) -> None:
     assert "revoked" in runner.invoke(app, ["device", "list"]).output
 
 
+def test_sparkplug_credentials_need_a_claimed_group_and_a_broker_that_takes_logins(
+    env: Settings,
+) -> None:
+    from clusterbrain.devices.sparkplug import claim_group
+    from clusterbrain.platform.db import session_scope
+    from clusterbrain.platform.service import bootstrap_admin, principal_of
+
+    runtime = Runtime(env)
+    world = seed_world(runtime)
+    with session_scope(runtime.sessions) as session:
+        admin = principal_of(bootstrap_admin(session, "admin")[0])
+        claim_group(session, admin, "plant1", world.a.enterprise_id)
+    runtime.close()
+    runner = CliRunner()
+    unclaimed = runner.invoke(app, ["device", "sparkplug-credentials", "plant9", "gw-1"])
+    assert unclaimed.exit_code == 1 and "plant9" in unclaimed.output
+    no_dynsec = runner.invoke(app, ["device", "sparkplug-credentials", "plant1", "gw-1"])
+    assert no_dynsec.exit_code == 1 and "dynsec" in no_dynsec.output
+
+
 def test_device_add_refuses_a_foreign_profile(env: Settings) -> None:
     runtime = Runtime(env)
     world = seed_world(runtime)

@@ -35,7 +35,7 @@ from clusterbrain import cli
 from clusterbrain.cli import app
 from clusterbrain.connectors.gateway.config import PROTOCOLS, parse_config
 from clusterbrain.connectors.gateway.protocols import register_builtin
-from clusterbrain.connectors.source import Reading
+from clusterbrain.connectors.source import Reading, Sample, as_readings
 from clusterbrain.devices.schemas import ProfileIn
 from clusterbrain.sim.modbus_server import BackgroundServer
 from clusterbrain.sim.opcua_server import (
@@ -404,8 +404,10 @@ async def _read_every_tag(config_path: Path) -> dict[str, dict[str, Reading]]:
     for device in config.devices:
         source = PROTOCOLS[device.protocol].build(device.settings)
 
-        def emit(batch: Sequence[Reading], into: dict[str, Reading] = latest[device.id]) -> None:
-            into.update({reading.tag: reading for reading in batch})
+        def emit(
+            batch: Sequence[Reading | Sample], into: dict[str, Reading] = latest[device.id]
+        ) -> None:
+            into.update({reading.tag: reading for reading in as_readings(batch)})
 
         tasks.append(asyncio.create_task(source.run(emit, stop)))
     wanted = {

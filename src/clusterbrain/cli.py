@@ -464,6 +464,36 @@ def admin_token(username: str = "admin") -> None:
         runtime.close()
 
 
+@device_app.command("sparkplug-credentials")
+def device_sparkplug_credentials(
+    group_id: str,
+    edge_node_id: str,
+    revoke: Annotated[bool, typer.Option(help="Remove the login instead.")] = False,
+) -> None:
+    """Broker login for a Sparkplug edge node of a claimed group, allowed only its own topics
+    (needs CLUSTERBRAIN_BROKER_AUTH=dynsec); issuing again sets a new password."""
+    from clusterbrain.devices import sparkplug
+    from clusterbrain.platform.db import session_scope
+
+    runtime = _admin_context()
+    try:
+        with _refusals(), session_scope(runtime.sessions) as session:
+            principal = _admin_principal(session)
+            if revoke:
+                sparkplug.revoke_edge_node_credentials(
+                    session, principal, group_id, edge_node_id, runtime.broker_auth
+                )
+                console.print(f"login of edge node {group_id}/{edge_node_id} removed")
+                return
+            issued = sparkplug.issue_edge_node_credentials(
+                session, principal, group_id, edge_node_id, runtime.broker_auth
+            )
+            console.print(f"username: {issued.username}")
+            console.print(f"password (shown once): [bold yellow]{issued.password}[/]")
+    finally:
+        runtime.close()
+
+
 # --- shared by the production commands ------------------------------------------------------------
 
 

@@ -92,6 +92,7 @@ def _b_ids(client: TestClient, world: World) -> dict[str, Any]:
         "alarm_id": alarms[0]["id"],
         "command_id": command.json()["id"],
         "group_id": "b-plant",
+        "edge_node_id": "b-gw-1",
     }
 
 

@@ -145,7 +145,10 @@ def test_ingest_killed_and_restarted_stores_every_point_exactly_once(
     runtime.close()
     log = tmp_path / "ingest.log"
     process = _ingest_process(settings, log)
-    time.sleep(3)  # let the first worker create its persistent session
+    # the first worker's persistent session must exist before anything is published: on a loaded
+    # machine its imports alone can take longer than a fixed wait (then every point was lost)
+    _wait_started(log, 0, time.monotonic() + 120)
+    time.sleep(1)
     total, done = 10_000, threading.Event()
     publisher = threading.Thread(target=_publish_stream, args=(mosquitto, world, total, done))
     publisher.start()

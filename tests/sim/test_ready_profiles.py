@@ -20,7 +20,7 @@ from clusterbrain.connectors.gateway.protocols import register_builtin
 from clusterbrain.connectors.gateway.runner import HEALTH_TAGS
 from clusterbrain.connectors.modbus.client import ModbusSource
 from clusterbrain.connectors.opcua.client import OpcUaSource
-from clusterbrain.connectors.source import FieldSource, Reading
+from clusterbrain.connectors.source import FieldSource, Reading, Sample, as_readings
 from clusterbrain.devices.schemas import ProfileIn
 from clusterbrain.sim.modbus_server import BackgroundServer, ModbusSimServer, default_devices
 from clusterbrain.sim.opcua_server import (
@@ -136,8 +136,8 @@ async def _read_all(
     """Run a source until every tag has arrived; the latest reading of each."""
     latest: dict[str, Reading] = {}
 
-    def emit(batch: Sequence[Reading]) -> None:
-        latest.update({reading.tag: reading for reading in batch})
+    def emit(batch: Sequence[Reading | Sample]) -> None:
+        latest.update({reading.tag: reading for reading in as_readings(batch)})
 
     stop = asyncio.Event()
     task = asyncio.create_task(source.run(emit, stop))

@@ -9,7 +9,7 @@ library behind this shape, so reconnects, timeouts and counters live in one plac
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -33,8 +33,46 @@ class Reading(NamedTuple):
     quality: Quality = Quality.GOOD
 
 
-Emit = Callable[[Sequence[Reading]], None]
+class Sample(NamedTuple):
+    """Good values of several tags read at the same instant: one object for a whole block.
+
+    A fast poll hands these over instead of a ``Reading`` per value: building a reading per
+    register and grouping them again by timestamp for the payload cost the gateway more than
+    the Modbus request itself. Only good values travel this way; a bad or uncertain one is a
+    ``Reading`` with its quality.
+    """
+
+    ts_us: int
+    values: dict[str, Value]
+    """Never changed once handed over (the payload encoder copies before it adds to it)."""
+
+
+Emit = Callable[[Sequence[Reading | Sample]], None]
 """Receives each batch of readings; must not block (the gateway queues or spools)."""
+
+
+def value_count(batch: Iterable[Reading | Sample]) -> int:
+    """How many tag values a batch carries.
+
+    >>> value_count([Reading("a", 1, 1.0), Sample(2, {"b": 2, "c": 3})])
+    3
+    """
+    return sum(len(item.values) if isinstance(item, Sample) else 1 for item in batch)
+
+
+def as_readings(batch: Iterable[Reading | Sample]) -> list[Reading]:
+    """A batch with every sample spelled out as readings (for tests and slow consumers).
+
+    >>> as_readings([Sample(2, {"b": 2})])
+    [Reading(tag='b', ts_us=2, value=2, quality=<Quality.GOOD: 0>)]
+    """
+    out: list[Reading] = []
+    for item in batch:
+        if isinstance(item, Sample):
+            out.extend(Reading(tag, item.ts_us, value) for tag, value in item.values.items())
+        else:
+            out.append(item)
+    return out
 
 
 @dataclass(slots=True)

@@ -14,7 +14,7 @@ every device gets its own role ``cb-device-<id>`` with literal topics):
 - the service (ingest) account ``cb-service-<username>`` may subscribe to ``cb/v1/+/<kind>`` and
   ``$share/+/cb/v1/+/<kind>`` for telemetry, events and commands/ack, and publish
   ``cb/v1/+/commands``; as the Sparkplug B host it may subscribe to ``spBv1.0/#`` and publish
-  ``spBv1.0/+/NCMD/+``.
+  ``spBv1.0/+/NCMD/+`` and its STATE on ``spBv1.0/STATE/+``.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 RESPONSE_TOPIC = f"{CONTROL_TOPIC}/response"
 DEVICE_ROLE_PREFIX = "cb-device-"
 SERVICE_ROLE_PREFIX = "cb-service-"
+EDGE_NODE_ROLE_PREFIX = "cb-sparkplug-"
 DEVICE_PUBLISH_KINDS = ("telemetry", "events", "commands/ack")
 SERVICE_SUBSCRIBE_KINDS = ("telemetry", "events", "commands/ack")
 ALLOW_PRIORITY = 10
@@ -70,6 +71,13 @@ class BrokerAuth(Protocol):
     def ensure_service_account(self, username: str, password: str) -> None:
         """Create or repair the ingest account that reads all devices and sends commands."""
 
+    def upsert_edge_node(self, group_id: str, edge_node_id: str, secret: str) -> None:
+        """Create a Sparkplug edge node's identity limited to its group and node, or set its
+        new secret."""
+
+    def revoke_edge_node(self, group_id: str, edge_node_id: str) -> None:
+        """Remove a Sparkplug edge node's identity; a connected node is disconnected."""
+
     def close(self) -> None:
         """Release the admin connection."""
 
@@ -84,6 +92,15 @@ class NullBrokerAuth:
         return None
 
     def ensure_service_account(self, username: str, password: str) -> None:
+        return None
+
+    def upsert_edge_node(self, group_id: str, edge_node_id: str, secret: str) -> None:
+        raise BrokerAuthUnavailable(
+            "the broker does not take identities from the platform "
+            "(CLUSTERBRAIN_BROKER_AUTH=none): Sparkplug edge node credentials need dynsec"
+        )
+
+    def revoke_edge_node(self, group_id: str, edge_node_id: str) -> None:
         return None
 
     def close(self) -> None:
@@ -153,13 +170,46 @@ def service_acls() -> list[Acl]:
     return acls
 
 
+def edge_node_username(group_id: str, edge_node_id: str) -> str:
+    """The broker login of a Sparkplug edge node: its own topic prefix, which no '/' in either
+    id can make ambiguous.
+
+    >>> edge_node_username("plant1", "gw-3")
+    'spBv1.0/plant1/gw-3'
+    """
+    return f"spBv1.0/{group_id}/{edge_node_id}"
+
+
+def edge_node_role(group_id: str, edge_node_id: str) -> str:
+    return EDGE_NODE_ROLE_PREFIX + edge_node_username(group_id, edge_node_id)
+
+
+def edge_node_acls(group_id: str, edge_node_id: str) -> list[Acl]:
+    """A Sparkplug edge node: its node's and devices' messages (BIRTH, DATA, DEATH, also as its
+    will), the commands to them, and the host applications' STATE; nothing else."""
+    base = f"spBv1.0/{group_id}"
+    return [
+        Acl("publishClientSend", f"{base}/+/{edge_node_id}"),
+        Acl("publishClientSend", f"{base}/+/{edge_node_id}/+"),
+        Acl("subscribePattern", f"{base}/NCMD/{edge_node_id}"),
+        Acl("publishClientReceive", f"{base}/NCMD/{edge_node_id}"),
+        Acl("subscribePattern", f"{base}/DCMD/{edge_node_id}/+"),
+        Acl("publishClientReceive", f"{base}/DCMD/{edge_node_id}/+"),
+        Acl("subscribePattern", "spBv1.0/STATE/+"),
+        Acl("publishClientReceive", "spBv1.0/STATE/+"),
+        Acl("publishClientSend", "#", allow=False, priority=DENY_PRIORITY),
+        Acl("subscribePattern", "#", allow=False, priority=DENY_PRIORITY),
+    ]
+
+
 def sparkplug_service_acls() -> list[Acl]:
     """Sparkplug B host: every edge node's messages (one plain subscriber, never ``$share``, as
-    seq is per node) and rebirth requests (NCMD) to edge nodes."""
+    seq is per node), rebirth requests (NCMD) to edge nodes and its own STATE birth and death."""
     return [
         Acl("subscribePattern", "spBv1.0/#"),
         Acl("publishClientReceive", "spBv1.0/#"),
         Acl("publishClientSend", "spBv1.0/+/NCMD/+"),
+        Acl("publishClientSend", "spBv1.0/STATE/+"),
     ]
 
 
@@ -399,6 +449,22 @@ class DynsecBrokerAuth:
             return
         keep = self._control.credentials_accepted(username, password)
         self._repair(username, None if keep else password, role)
+
+    def upsert_edge_node(self, group_id: str, edge_node_id: str, secret: str) -> None:
+        for name, what in ((group_id, "group_id"), (edge_node_id, "edge_node_id")):
+            check_identity(name, what)
+        username = edge_node_username(group_id, edge_node_id)
+        role = edge_node_role(group_id, edge_node_id)
+        self._upsert(username, secret, role, edge_node_acls(group_id, edge_node_id))
+
+    def revoke_edge_node(self, group_id: str, edge_node_id: str) -> None:
+        responses = self._control.execute(
+            [
+                {"command": "deleteClient", "username": edge_node_username(group_id, edge_node_id)},
+                {"command": "deleteRole", "rolename": edge_node_role(group_id, edge_node_id)},
+            ]
+        )
+        raise_unexpected(responses, ALREADY_GONE)
 
     def close(self) -> None:
         self._control.close()

@@ -24,9 +24,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from clusterbrain.devices.broker_auth import BrokerAuth, edge_node_username
 from clusterbrain.devices.models import Device, DeviceProfile, ProfileTag, SparkplugGroup
 from clusterbrain.platform.db import session_scope, utcnow
-from clusterbrain.platform.errors import Conflict, NotFound
+from clusterbrain.platform.errors import Conflict, InvalidInput, NotFound
 from clusterbrain.platform.models import Enterprise, Machine
 from clusterbrain.platform.security import hash_secret, new_secret
 from clusterbrain.platform.service import get_visible, target_enterprise, where_visible
@@ -79,6 +80,39 @@ def release_group(session: Session, principal: Principal, group_id: str) -> None
     principal.require(CONFIGURE_ROLES, "release Sparkplug groups")
     session.delete(claim)
     session.flush()
+
+
+# --- edge node credentials -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeNodeCredentials:
+    username: str
+    password: str
+    """Shown once; the platform keeps no copy, the broker only its hash."""
+
+
+def issue_edge_node_credentials(
+    session: Session, principal: Principal, group_id: str, edge_node_id: str, broker: BrokerAuth
+) -> EdgeNodeCredentials:
+    """Broker credentials for one edge node of a group the caller's enterprise claimed, allowed
+    only that node's topics; issuing again sets a new password (the old one stops working)."""
+    get_visible(session, SparkplugGroup, group_id, principal, "Sparkplug group")
+    principal.require(CONFIGURE_ROLES, "issue Sparkplug edge node credentials")
+    if not re.fullmatch(GROUP_ID_PATTERN, edge_node_id):
+        raise InvalidInput("an edge node id has 1..100 characters, none of '/', '+', '#'",
+                           field="edge_node_id")  # fmt: skip
+    password = new_secret("cbs")
+    broker.upsert_edge_node(group_id, edge_node_id, password)
+    return EdgeNodeCredentials(edge_node_username(group_id, edge_node_id), password)
+
+
+def revoke_edge_node_credentials(
+    session: Session, principal: Principal, group_id: str, edge_node_id: str, broker: BrokerAuth
+) -> None:
+    get_visible(session, SparkplugGroup, group_id, principal, "Sparkplug group")
+    principal.require(CONFIGURE_ROLES, "revoke Sparkplug edge node credentials")
+    broker.revoke_edge_node(group_id, edge_node_id)
 
 
 # --- devices ---------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from clusterbrain.devices import service, sparkplug
+from clusterbrain.devices.api import BrokerDep
 from clusterbrain.devices.models import Device
 from clusterbrain.devices.sparkplug import GROUP_ID_PATTERN, SparkplugDirectory
 from clusterbrain.platform.web import PrincipalDep, SessionDep
@@ -103,6 +104,49 @@ def release_group(
 ) -> Response:
     sparkplug.release_group(session, principal, group_id)
     _refresh_ingest_caches(request, session)
+    return Response(status_code=204)
+
+
+class EdgeNodeCredentialsOut(BaseModel):
+    username: str = Field(description="The edge node's broker login: spBv1.0/<group>/<node>.")
+    password: str = Field(description="Shown once; issuing again replaces it.")
+
+
+@router.post(
+    "/sparkplug/groups/{group_id}/edge-nodes/{edge_node_id}/credentials",
+    tags=["sparkplug"],
+    response_model=EdgeNodeCredentialsOut,
+    status_code=201,
+)
+def issue_edge_node_credentials(
+    group_id: str,
+    edge_node_id: str,
+    session: SessionDep,
+    principal: PrincipalDep,
+    broker: BrokerDep,
+) -> EdgeNodeCredentialsOut:
+    """Broker credentials for an edge node of a claimed group, allowed only its own topics (its
+    node's and devices' messages, their commands, the host applications' STATE)."""
+    issued = sparkplug.issue_edge_node_credentials(
+        session, principal, group_id, edge_node_id, broker
+    )
+    return EdgeNodeCredentialsOut(username=issued.username, password=issued.password)
+
+
+@router.delete(
+    "/sparkplug/groups/{group_id}/edge-nodes/{edge_node_id}/credentials",
+    tags=["sparkplug"],
+    status_code=204,
+)
+def revoke_edge_node_credentials(
+    group_id: str,
+    edge_node_id: str,
+    session: SessionDep,
+    principal: PrincipalDep,
+    broker: BrokerDep,
+) -> Response:
+    """Remove the edge node's broker login; a connected node is disconnected."""
+    sparkplug.revoke_edge_node_credentials(session, principal, group_id, edge_node_id, broker)
     return Response(status_code=204)
 
 

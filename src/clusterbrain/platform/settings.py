@@ -40,6 +40,12 @@ class Settings(BaseSettings):
         description="Subscribe to spBv1.0/# as the Sparkplug B host. Sparkplug's seq is per edge "
         "node, so exactly one ingest process may do it: set it false on every other worker.",
     )
+    sparkplug_host_id: str = Field(
+        default="clusterbrain",
+        pattern=r"^[^/+#$][^/+#]*$",
+        description="The Sparkplug host application id: its STATE birth and death go to "
+        "spBv1.0/STATE/<id> (edge nodes configured with this primary host wait for it).",
+    )
 
     ingest_queue_size: int = 20_000
     ingest_batch_size: int = 5_000

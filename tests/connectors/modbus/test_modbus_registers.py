@@ -22,6 +22,7 @@ from clusterbrain.connectors.modbus.registers import (
     Order,
     RegisterMapError,
     Table,
+    block_decoder,
     connection_from_dict,
     decode_block,
     decode_value,
@@ -393,7 +394,9 @@ def test_a_register_image_decodes_back_through_the_planned_blocks(
             image[tag.address : tag.end] = encode_value(tag, values[tag.name])
     decoded: dict[str, object] = {}
     for block in plan_blocks(tags, max_gap=max_gap):
-        decoded.update(decode_block(block, image[block.address : block.end]))
+        answer = image[block.address : block.end]
+        decoded.update(decode_block(block, answer))
+        assert block_decoder(block)(answer) == decode_block(block, answer)
     for tag in tags:
         if tag.type == "float32":
             # a float32 reads back as its shortest decimal: the same float32, not the same float64
@@ -433,3 +436,23 @@ def test_the_word_fast_path_decodes_as_the_general_one(
     assert decode_block(block, [word]) == {"t": general}
     with pytest.raises(ValueError, match=r"0\.\.65535"):
         decode_word(tag, 0x10000)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    gaps=st.lists(st.integers(0, 3), min_size=1, max_size=40),
+    words=st.lists(st.integers(0, 0xFFFF), min_size=200, max_size=200),
+)
+def test_plain_registers_decode_by_picking_as_the_general_path_does(
+    gaps: list[int], words: list[int]
+) -> None:
+    tags, address = [], 0
+    for index, gap in enumerate(gaps):
+        address += gap
+        tags.append(ModbusTag(f"r{index}", address))
+        address += 1
+    for block in plan_blocks(tags, max_gap=3):
+        answer = words[block.address : block.end]
+        assert block_decoder(block)(answer) == decode_block(block, answer)
+        with pytest.raises(ValueError, match="needs"):
+            block_decoder(block)(answer[:-1])

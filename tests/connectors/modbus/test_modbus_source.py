@@ -21,7 +21,13 @@ import pytest
 
 from clusterbrain.connectors.modbus.client import ModbusSource
 from clusterbrain.connectors.modbus.registers import connection_from_dict
-from clusterbrain.connectors.source import FieldSource, Reading, WriteRefused
+from clusterbrain.connectors.source import (
+    FieldSource,
+    Reading,
+    Sample,
+    WriteRefused,
+    as_readings,
+)
 from clusterbrain.sim.modbus_server import (
     AirCompressorDevice,
     BackgroundServer,
@@ -43,8 +49,8 @@ class Collector:
     def __init__(self) -> None:
         self.batches: list[list[Reading]] = []
 
-    def __call__(self, batch: Sequence[Reading]) -> None:
-        self.batches.append(list(batch))
+    def __call__(self, batch: Sequence[Reading | Sample]) -> None:
+        self.batches.append(as_readings(batch))
 
     @property
     def readings(self) -> list[Reading]:

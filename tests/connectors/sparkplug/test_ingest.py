@@ -14,10 +14,12 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 from paho.mqtt.enums import MQTTProtocolVersion
 
+from clusterbrain.api.app import create_app
 from clusterbrain.api.runtime import Runtime
 from clusterbrain.connectors.sparkplug import codec
 from clusterbrain.connectors.sparkplug import sparkplug_b_pb2 as pb
@@ -29,7 +31,7 @@ from clusterbrain.platform.settings import Settings
 from connectors.sparkplug.edge_node import EdgeNode
 from support.fixtures_mqtt import MqttPeer
 from support.mosquitto import MosquittoProcess
-from support.world import World
+from support.world import World, seed_world
 
 pytestmark = pytest.mark.mosquitto
 
@@ -332,6 +334,42 @@ def test_a_group_belongs_to_one_enterprise(client: TestClient, world: World) -> 
     assert client.get("/api/v1/sparkplug/groups", headers=world.a.headers).json() == []
 
 
+def test_the_host_announces_its_state_birth_and_death(
+    settings: Settings, mosquitto: MosquittoProcess
+) -> None:
+    """Sparkplug 3.0 host application: a retained STATE birth once subscribed, a death with the
+    same timestamp when it stops (and as its will, should it vanish)."""
+    rt = Runtime(settings)
+    closed = False
+    watcher = MqttPeer(mosquitto.host, mosquitto.port)
+    try:
+        before_ms = int(time.time() * 1000)
+        rt.start_ingest(mqtt=True)
+        assert rt.sparkplug is not None and rt.sparkplug.connected
+        assert not watcher.connect().is_failure
+        assert not watcher.subscribe("spBv1.0/STATE/#").is_failure
+        birth = watcher.received()
+        assert birth.topic == "spBv1.0/STATE/clusterbrain"  # retained or live: a race
+        state = orjson.loads(birth.payload)
+        assert state["online"] is True and before_ms <= state["timestamp"] <= time.time() * 1000
+        rt.close()
+        closed = True
+        death = watcher.received()
+        assert death.topic == birth.topic
+        assert orjson.loads(death.payload) == {"online": False, "timestamp": state["timestamp"]}
+    finally:
+        watcher.close()
+        if not closed:
+            rt.close()
+    late = MqttPeer(mosquitto.host, mosquitto.port)  # what an edge node finds when it connects
+    try:
+        assert not late.connect().is_failure
+        assert not late.subscribe("spBv1.0/STATE/clusterbrain").is_failure
+        assert orjson.loads(late.received().payload)["online"] is False
+    finally:
+        late.close()
+
+
 def test_the_service_account_may_host_sparkplug(mosquitto_dynsec: MosquittoProcess) -> None:
     auth = DynsecBrokerAuth(
         mosquitto_dynsec.host, mosquitto_dynsec.port, *mosquitto_dynsec.admin_credentials
@@ -350,6 +388,8 @@ def test_the_service_account_may_host_sparkplug(mosquitto_dynsec: MosquittoProce
         rebirth = codec.encode_rebirth(timestamp_ms=T0_MS)
         assert not host.publish("spBv1.0/plant1/NCMD/gw1", rebirth).is_failure
         assert host.received().topic == "spBv1.0/plant1/NCMD/gw1"  # and receives spBv1.0/#
+        state = b'{"online":true,"timestamp":1}'
+        assert not host.publish("spBv1.0/STATE/clusterbrain", state).is_failure
         assert host.publish("spBv1.0/plant1/NDATA/gw1", rebirth).is_failure, "no spoofing"
         assert host.subscribe("$share/ingest/spBv1.0/#").is_failure
     finally:
@@ -384,3 +424,75 @@ def test_the_service_account_may_host_sparkplug(mosquitto_dynsec: MosquittoProce
 )
 def test_every_session_problem_has_a_reason_code(problem: str, code: str) -> None:
     assert reason_code(problem) == code
+
+
+def test_edge_node_credentials_allow_only_the_nodes_own_topics(
+    tmp_path: Any, mosquitto_dynsec: MosquittoProcess
+) -> None:
+    admin_user, admin_password = mosquitto_dynsec.admin_credentials
+    settings = Settings(
+        var_dir=tmp_path / "var",
+        database_url=f"sqlite:///{tmp_path / 'meta.db'}",
+        console=False,
+        mqtt_port=mosquitto_dynsec.port,
+        broker_auth="dynsec",
+        broker_admin_username=admin_user,
+        broker_admin_password=admin_password,
+    )
+    rt = Runtime(settings)
+    node: MqttPeer | None = None
+    try:
+        world = seed_world(rt)
+        with TestClient(create_app(rt)) as client:
+            claim(client, world.a.headers)
+            url = f"/api/v1/sparkplug/groups/{GROUP}/edge-nodes/gw-3/credentials"
+            assert client.post(url, headers=world.b.headers).status_code == 404  # A's group
+            issued = client.post(url, headers=world.a.headers)
+            assert issued.status_code == 201, issued.text
+            login = issued.json()
+            assert login["username"] == f"spBv1.0/{GROUP}/gw-3"
+            node = MqttPeer(
+                mosquitto_dynsec.host,
+                mosquitto_dynsec.port,
+                login["username"],
+                login["password"],
+                protocol=MQTTProtocolVersion.MQTTv5,
+            )
+            assert not node.connect().is_failure
+            assert not node.subscribe(f"spBv1.0/{GROUP}/NCMD/gw-3").is_failure
+            assert not node.subscribe("spBv1.0/STATE/+").is_failure
+            assert node.subscribe("spBv1.0/#").is_failure, "no reading of other nodes"
+            birth = codec.encode_rebirth(timestamp_ms=T0_MS)  # any payload: the ACL is checked
+            assert not node.publish(f"spBv1.0/{GROUP}/NBIRTH/gw-3", birth).is_failure
+            assert not node.publish(f"spBv1.0/{GROUP}/DDATA/gw-3/press", birth).is_failure
+            assert node.publish(f"spBv1.0/{GROUP}/NBIRTH/gw-4", birth).is_failure
+            assert node.publish("spBv1.0/other/NBIRTH/gw-3", birth).is_failure
+            assert node.publish("spBv1.0/STATE/clusterbrain", birth).is_failure
+            node.close()
+            node = None
+            revoked = client.delete(url, headers=world.a.headers)
+            assert revoked.status_code == 204, revoked.text
+            gone = MqttPeer(
+                mosquitto_dynsec.host,
+                mosquitto_dynsec.port,
+                login["username"],
+                login["password"],
+                protocol=MQTTProtocolVersion.MQTTv5,
+            )
+            assert gone.connect().is_failure
+    finally:
+        if node is not None:
+            node.close()
+        rt.close()
+
+
+def test_edge_node_credentials_need_a_broker_that_takes_identities(
+    client: TestClient, world: World
+) -> None:
+    claim(client, world.a.headers)
+    url = f"/api/v1/sparkplug/groups/{GROUP}/edge-nodes/gw-3/credentials"
+    response = client.post(url, headers=world.a.headers)
+    assert response.status_code == 503 and "dynsec" in response.json()["detail"]
+    bad = client.post(f"/api/v1/sparkplug/groups/{GROUP}/edge-nodes/a+b/credentials",
+                      headers=world.a.headers)  # fmt: skip
+    assert bad.status_code == 422

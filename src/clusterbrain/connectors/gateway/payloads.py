@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from clusterbrain.connectors.source import Reading, Value
+from clusterbrain.connectors.source import Reading, Sample, Value
 from clusterbrain.telemetry.quality import Quality
 
 QUALITY_WORDS = {Quality.UNCERTAIN: "uncertain", Quality.BAD: "bad"}
@@ -44,29 +44,52 @@ def device_of_command_topic(gateway_id: str, topic: str) -> str | None:
     return parts[4] if ours and parts[5] == "commands" and parts[4] else None
 
 
-def encode_readings(readings: Iterable[Reading], max_samples: int = 500) -> list[bytes]:
+def encode_readings(readings: Iterable[Reading | Sample], max_samples: int = 500) -> list[bytes]:
     """JSON telemetry payloads: one sample per timestamp, at most ``max_samples`` per payload.
 
     Timestamps are epoch milliseconds with a fraction, which keeps microseconds exactly; a
-    quality other than good is stated per tag.
+    quality other than good is stated per tag. A ``Sample`` becomes a payload sample as it is,
+    without a step per value.
 
     >>> from clusterbrain.telemetry.quality import Quality
     >>> encode_readings([Reading("t", 1_000_001, 2.5), Reading("p", 1_000_001, None, Quality.BAD)])
     [b'[{"ts":1000.001,"values":{"t":2.5,"p":null},"quality":{"p":"bad"}}]']
+    >>> encode_readings([Sample(2_000, {"a": 1, "b": 2}), Reading("c", 2_000, 3)])
+    [b'[{"ts":2.0,"values":{"a":1,"b":2,"c":3}}]']
     """
     samples: dict[int, dict[str, Any]] = {}
-    for reading in readings:
-        sample = samples.get(reading.ts_us)
+    shared: set[int] = set()  # samples whose values are a Sample's own mapping, not yet copied
+    for item in readings:
+        if isinstance(item, Sample):
+            sample = samples.get(item.ts_us)
+            if sample is None:
+                samples[item.ts_us] = {"ts": item.ts_us / 1000, "values": item.values}
+                shared.add(item.ts_us)
+                continue
+            values = _own_values(sample, item.ts_us, shared)
+            values.update(item.values)
+            continue
+        sample = samples.get(item.ts_us)
         if sample is None:
-            sample = samples[reading.ts_us] = {"ts": reading.ts_us / 1000, "values": {}}
-        sample["values"][reading.tag] = reading.value
-        if reading.quality != Quality.GOOD:
-            sample.setdefault("quality", {})[reading.tag] = QUALITY_WORDS[Quality(reading.quality)]
+            sample = samples[item.ts_us] = {"ts": item.ts_us / 1000, "values": {}}
+        values = _own_values(sample, item.ts_us, shared) if shared else sample["values"]
+        values[item.tag] = item.value
+        if item.quality != Quality.GOOD:
+            sample.setdefault("quality", {})[item.tag] = QUALITY_WORDS[Quality(item.quality)]
     ordered = [samples[ts] for ts in sorted(samples)]
     return [
         orjson.dumps(ordered[start : start + max_samples])
         for start in range(0, len(ordered), max_samples)
     ]
+
+
+def _own_values(sample: dict[str, Any], ts_us: int, shared: set[int]) -> dict[str, Any]:
+    """The sample's values as a dict of its own (a Sample's mapping is never changed)."""
+    if ts_us in shared:
+        shared.discard(ts_us)
+        sample["values"] = dict(sample["values"])
+    values: dict[str, Any] = sample["values"]
+    return values
 
 
 @dataclass(frozen=True, slots=True)

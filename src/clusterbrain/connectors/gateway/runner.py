@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
@@ -31,7 +31,14 @@ from clusterbrain.connectors.gateway.payloads import (
 )
 from clusterbrain.connectors.gateway.spool import GatewaySpool, SpoolFull
 from clusterbrain.connectors.gateway.uplink import Uplink
-from clusterbrain.connectors.source import Emit, FieldSource, Reading, WriteRefused
+from clusterbrain.connectors.source import (
+    Emit,
+    FieldSource,
+    Reading,
+    Sample,
+    WriteRefused,
+    value_count,
+)
 
 log = logging.getLogger(__name__)
 MAX_BUFFERED_READINGS = 50_000
@@ -82,7 +89,9 @@ class Gateway:
             on_command=self._command_arrived,
             command_filter=command_filter(self.gateway_id),
         )
-        self._buffers: dict[str, list[Reading]] = {device: [] for device in self.sources}
+        self._buffers: dict[str, list[Reading | Sample]] = {device: [] for device in self.sources}
+        self._buffered: dict[str, int] = dict.fromkeys(self.sources, 0)
+        """Values in each buffer (a sample carries many)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.readings = 0
@@ -116,11 +125,12 @@ class Gateway:
             self.spool.close()
 
     def _emitter(self, device: str) -> Emit:
-        buffer = self._buffers[device]
+        buffer, buffered = self._buffers[device], self._buffered
 
-        def emit(readings: Any) -> None:
+        def emit(readings: Sequence[Reading | Sample]) -> None:
             buffer.extend(readings)
-            if len(buffer) >= MAX_BUFFERED_READINGS:
+            buffered[device] += value_count(readings)
+            if buffered[device] >= MAX_BUFFERED_READINGS:
                 self._flush_device(device)
 
         return emit
@@ -139,24 +149,26 @@ class Gateway:
         buffer = self._buffers[device]
         if not buffer:
             return
-        readings = list(buffer)
+        readings, count = list(buffer), self._buffered[device]
         buffer.clear()
-        if self._spool(telemetry_topic(self.gateway_id, device), readings):
-            self._spooled[device] = self._spooled.get(device, 0) + len(readings)
+        self._buffered[device] = 0
+        if self._spool(telemetry_topic(self.gateway_id, device), readings, count):
+            self._spooled[device] = self._spooled.get(device, 0) + count
 
     def readings_of(self, device: str) -> int:
         """Readings of a field device written to the spool so far."""
         return self._spooled.get(device, 0)
 
-    def _spool(self, topic: str, readings: list[Reading]) -> bool:
+    def _spool(self, topic: str, readings: Sequence[Reading | Sample], count: int) -> bool:
+        """Encode and spool; ``count`` is the number of values the readings carry."""
         payloads = encode_readings(readings, self.config.file.uplink.max_samples_per_message)
         try:
             self.spool.append((topic, payload) for payload in payloads)
         except SpoolFull:
-            self.oversized += len(readings)
+            self.oversized += count
             log.error("a message for %s is larger than the spool allows; dropped", topic)
             return False
-        self.readings += len(readings)
+        self.readings += count
         self.messages += len(payloads)
         self.uplink.wake()
         return True
@@ -185,7 +197,7 @@ class Gateway:
         while not stop.is_set():
             at = now_us()
             readings = [Reading(tag, at, value) for tag, value in self.health().items()]
-            self._spool(telemetry_topic(self.gateway_id, self.gateway_id), readings)
+            self._spool(telemetry_topic(self.gateway_id, self.gateway_id), readings, len(readings))
             if await _stopped(stop, interval):
                 return
 

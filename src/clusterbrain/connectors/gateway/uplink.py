@@ -11,16 +11,15 @@ it arrives). paho reconnects with exponential backoff.
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from clusterbrain.connectors.gateway.config import UplinkConfig
 from clusterbrain.connectors.gateway.spool import GatewaySpool
+from clusterbrain.connectors.mqtt.client import PahoOptions, build_paho_client
 
 log = logging.getLogger(__name__)
 
@@ -63,21 +62,20 @@ class Uplink:
         return max(0, self.connects - 1)
 
     def _build(self, client_id: str, username: str, password: str) -> mqtt.Client:
-        v5 = self._config.protocol == "5"
-        client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            clean_session=None if v5 else True,
+        config = self._config
+        client = build_paho_client(
+            PahoOptions(
+                client_id=client_id,
+                protocol=config.protocol,
+                username=username,
+                password=password,
+                tls=config.tls,
+                ca_file=config.ca_file or "",
+                reconnect_min_s=config.reconnect_min_s,
+                reconnect_max_s=config.reconnect_max_s,
+                max_inflight=config.max_inflight,
+            )
         )
-        if username:
-            client.username_pw_set(username, password)
-        if self._config.tls:
-            context = ssl.create_default_context(cafile=self._config.ca_file or None)
-            client.tls_set_context(context)
-        low, high = self._config.reconnect_min_s, self._config.reconnect_max_s
-        client.reconnect_delay_set(min_delay=max(1, round(low)), max_delay=max(1, round(high)))
-        client.max_inflight_messages_set(self._config.max_inflight)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish

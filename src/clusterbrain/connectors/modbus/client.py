@@ -24,8 +24,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import suppress
-from typing import NoReturn
+from dataclasses import dataclass
+from typing import NoReturn, cast
 
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.pdu import ModbusPDU
@@ -38,7 +38,7 @@ from clusterbrain.connectors.modbus.registers import (
     ModbusDevice,
     ModbusTag,
     RegisterWrite,
-    decode_block,
+    block_decoder,
     encode_write,
     exception_name,
 )
@@ -46,12 +46,14 @@ from clusterbrain.connectors.source import (
     Backoff,
     Emit,
     Reading,
+    Sample,
     SourceCounters,
     Value,
     WriteRefused,
 )
 from clusterbrain.telemetry.quality import Quality
 
+Item = Reading | Sample
 Clock = Callable[[], int]
 """Microseconds since the epoch, UTC."""
 
@@ -104,6 +106,9 @@ class _Link:
     def __init__(self, host: str, port: int, request_timeout_s: float) -> None:
         self._timeout = request_timeout_s
         self._failure: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._waiter: asyncio.Task[object] | None = None
+        """The task waiting for an answer, cancelled when the connection fails meanwhile."""
+        self._interrupted = False
         self._request = b""
         # Our own deadline runs every request, so pymodbus's (it also bounds the connect) is
         # longer; its own reconnecting and retrying are off, both are done here.
@@ -140,31 +145,40 @@ class _Link:
         return self._failure.done()
 
     async def call(self, send: Callable[[AsyncModbusTcpClient], Awaitable[ModbusPDU]]) -> ModbusPDU:
-        """Send one request and return its answer; LinkError when none usable came in time."""
+        """Send one request and return its answer; LinkError when none usable came in time.
+
+        The request runs in the caller's task, under our deadline; a failure seen on the socket
+        cancels that wait at once. (A task per request, raced against the failure with
+        ``asyncio.wait``, cost as much CPU as decoding the answer.)
+        """
         if self._failure.done():
             raise LinkError(self._failure.result())
-        request = asyncio.ensure_future(send(self._client))
+        task = asyncio.current_task()
+        assert task is not None
+        self._waiter, self._interrupted = task, False
         try:
-            await asyncio.wait(
-                (request, self._failure), timeout=self._timeout, return_when=asyncio.FIRST_COMPLETED
-            )
+            async with asyncio.timeout(self._timeout):
+                return await send(self._client)
+        except TimeoutError:
+            raise LinkError(self._why(f"no answer within {self._timeout:g} s")) from None
+        except asyncio.CancelledError:
+            if not self._interrupted or task.uncancel() > 0:
+                raise  # cancelled from outside (the gateway stopping), not by a failure here
+            raise LinkError(self._why("closed")) from None
+        except Exception as exc:  # whatever pymodbus raised, this connection is done
+            raise LinkError(self._why(str(exc) or type(exc).__name__)) from None
         finally:
-            if not request.done():
-                request.cancel()
-                with suppress(asyncio.CancelledError, Exception):
-                    await request
-        if request.done() and not request.cancelled():
-            try:
-                return request.result()
-            except Exception as exc:  # whatever pymodbus raised, this connection is done
-                raise LinkError(str(exc) or type(exc).__name__) from None
-        if self._failure.done():
-            raise LinkError(self._failure.result())
-        raise LinkError(f"no answer within {self._timeout:g} s")
+            self._waiter = None
+
+    def _why(self, otherwise: str) -> str:
+        return self._failure.result() if self._failure.done() else otherwise
 
     def _fail(self, reason: str) -> None:
         if not self._failure.done():
             self._failure.set_result(reason)
+        if self._waiter is not None and not self._interrupted:
+            self._interrupted = True
+            self._waiter.cancel()
 
     def _on_packet(self, sending: bool, data: bytes) -> bytes:
         if sending:
@@ -183,17 +197,40 @@ class _Link:
             self._fail("connection closed by the device")
 
 
+_READ_METHODS = {
+    "holding": "read_holding_registers",
+    "input": "read_input_registers",
+    "coil": "read_coils",
+    "discrete_input": "read_discrete_inputs",
+}
+
+
 def _send_read(block: Block) -> Callable[[AsyncModbusTcpClient], Awaitable[ModbusPDU]]:
+    method, address, count, unit = (
+        _READ_METHODS[block.table],
+        block.address,
+        block.count,
+        block.unit_id,
+    )
+
     def send(client: AsyncModbusTcpClient) -> Awaitable[ModbusPDU]:
-        read = {
-            "holding": client.read_holding_registers,
-            "input": client.read_input_registers,
-            "coil": client.read_coils,
-            "discrete_input": client.read_discrete_inputs,
-        }[block.table]
-        return read(block.address, count=block.count, device_id=block.unit_id)
+        read: Callable[..., Awaitable[ModbusPDU]] = getattr(client, method)
+        return read(address, count=count, device_id=unit)
 
     return send
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """One block of a poll with its request and its decoder, built once per source."""
+
+    block: Block
+    send: Callable[[AsyncModbusTcpClient], Awaitable[ModbusPDU]]
+    decode: Callable[[Sequence[int] | Sequence[bool]], dict[str, Decoded]]
+
+
+def _prepare(block: Block) -> _Read:
+    return _Read(block, _send_read(block), block_decoder(block))
 
 
 def _send_write(write: RegisterWrite) -> Callable[[AsyncModbusTcpClient], Awaitable[ModbusPDU]]:
@@ -231,7 +268,10 @@ class ModbusSource:
         self.counters = SourceCounters()
         self.counters.extra.update(requests=0, overruns=0, writes_refused=0)
         self._clock = clock
-        self._plans = [(device, device.blocks()) for device in connection.devices]
+        self._plans = [
+            (device, [_prepare(block) for block in device.blocks()])
+            for device in connection.devices
+        ]
         self._link: _Link | None = None
         self._io = asyncio.Lock()
         self._ever_connected = False
@@ -241,7 +281,7 @@ class ModbusSource:
     @property
     def blocks(self) -> list[Block]:
         """Every read of one poll of every device, in order."""
-        return [block for _, blocks in self._plans for block in blocks]
+        return [read.block for _, reads in self._plans for read in reads]
 
     def device_of(self, tag: str) -> str:
         """The name of the device a tag is read from; KeyError for an unknown tag."""
@@ -287,54 +327,55 @@ class ModbusSource:
                 self.counters.extra["overruns"] += 1
                 due[index] = loop.time()
 
-    async def _poll(self, device: ModbusDevice, blocks: list[Block]) -> tuple[list[Reading], bool]:
+    async def _poll(self, device: ModbusDevice, reads: list[_Read]) -> tuple[list[Item], bool]:
         """One poll of one device: its readings, and whether the connection was lost."""
-        readings: list[Reading] = []
-        for position, block in enumerate(blocks):
+        readings: list[Item] = []
+        for position, read in enumerate(reads):
             try:
-                data = await self._read(block)
+                data = await self._read(read)
                 ts = self._clock()
-                values = decode_block(block, data)
+                values = read.decode(data)
             except LinkError:
-                later = [tag for b in blocks[position:] for tag in b.tags]
+                later = [tag for r in reads[position:] for tag in r.block.tags]
                 readings.extend(self._bad_readings(later))
                 return readings, True
             except (DeviceAnswer, ValueError) as exc:
-                self._block_failed(device, block, exc, readings)
+                self._block_failed(device, read.block, exc, readings)
                 continue
             self._backoff.reset()
-            self._add_readings(block, values, ts, readings)
+            self._add_readings(read.block, values, ts, readings)
         return readings, False
 
     def _block_failed(
-        self, device: ModbusDevice, block: Block, exc: Exception, readings: list[Reading]
+        self, device: ModbusDevice, block: Block, exc: Exception, readings: list[Item]
     ) -> None:
         self._count_error(f"{device.name} {block}: {exc}")
         readings.extend(self._bad_readings(block.tags))
 
     def _add_readings(
-        self, block: Block, values: dict[str, Decoded], ts: int, readings: list[Reading]
+        self, block: Block, values: dict[str, Decoded], ts: int, readings: list[Item]
     ) -> None:
-        bad, good = self._bad, 0
-        for tag in block.tags:  # the hot loop of a poll
-            value = values[tag.name]
-            if value is None:  # NaN or infinity: the device has no number to give
-                readings.extend(self._bad_readings([tag], ts))
-                continue
-            if bad:
-                bad.discard(tag.name)
-            good += 1
-            readings.append(Reading(tag.name, ts, value))
-        self.counters.reads += good
+        """The block's values as one ``Sample``; a value the device has no number for is BAD."""
+        if None in values.values():  # NaN or infinity: the device has no number to give
+            missing = [tag for tag in block.tags if values[tag.name] is None]
+            for tag in missing:
+                del values[tag.name]
+            readings.extend(self._bad_readings(missing, ts))
+        if self._bad:
+            for name in values:
+                self._bad.discard(name)
+        if values:
+            readings.append(Sample(ts, cast(dict[str, Value], values)))
+        self.counters.reads += len(values)
 
-    async def _read(self, block: Block) -> Sequence[int] | Sequence[bool]:
+    async def _read(self, read: _Read) -> Sequence[int] | Sequence[bool]:
         """Read one block, sending it again on a new connection after a link failure."""
         for attempt in range(self.connection.retries + 1):
             try:
-                answer = await self._call(_send_read(block))
-                return _answer_data(block, answer)
+                answer = await self._call(read.send)
+                return _answer_data(read.block, answer)
             except LinkError as exc:
-                self._count_error(f"{block}: {exc}")
+                self._count_error(f"{read.block}: {exc}")
                 self._drop_link()
                 if attempt == self.connection.retries or not await self._connect():
                     raise

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from clusterbrain.connectors.mqtt.client import PahoOptions, build_paho_client
 from clusterbrain.telemetry.pipeline import IngestPipeline, MessageOutcome, RawMessage
 
 log = logging.getLogger(__name__)
@@ -105,19 +105,19 @@ class MqttIngest:
         return self._connected.is_set()
 
     def _build_client(self) -> mqtt.Client:
-        v5 = self._config.protocol == "5"
-        client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=self._config.client_id,
-            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            clean_session=None if v5 else False,
-            manual_ack=True,
+        config = self._config
+        client = build_paho_client(
+            PahoOptions(
+                client_id=config.client_id,
+                protocol=config.protocol,
+                username=config.username,
+                password=config.password,
+                persistent_session=True,
+                manual_ack=True,
+                max_inflight=1000,
+                max_queued=0,
+            )
         )
-        if self._config.username:
-            client.username_pw_set(self._config.username, self._config.password)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
-        client.max_inflight_messages_set(1000)
-        client.max_queued_messages_set(0)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message

@@ -24,15 +24,17 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
+import orjson
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client import Counter
 
 from clusterbrain.connectors.gateway.payloads import encode_readings
+from clusterbrain.connectors.mqtt.client import PahoOptions, build_paho_client
 from clusterbrain.connectors.source import Reading
 from clusterbrain.connectors.sparkplug.codec import (
     NAMESPACE,
@@ -56,6 +58,8 @@ UNCLAIMED: Final = "unclaimed_sparkplug_group"
 UNCLAIMED_EVERY_US: Final = 60_000_000
 REBIRTH_EVERY_US: Final = 30_000_000
 BATCH_MESSAGES: Final = 500
+STATE_DEATH_WAIT_S: Final = 2.0
+"""How long stopping waits for the broker to take the STATE death."""
 
 
 def reason_code(problem: str) -> str:
@@ -336,6 +340,8 @@ class SparkplugIngestConfig:
     protocol: str = "5"
     keepalive: int = 30
     queue_size: int = 10_000
+    host_id: str = "clusterbrain"
+    """The Sparkplug host application id of the STATE messages."""
 
 
 def sparkplug_config(settings: Settings, worker_id: str = "") -> SparkplugIngestConfig:
@@ -347,7 +353,26 @@ def sparkplug_config(settings: Settings, worker_id: str = "") -> SparkplugIngest
         username=settings.mqtt_username,
         password=settings.mqtt_password,
         protocol=settings.mqtt_protocol,
+        host_id=settings.sparkplug_host_id,
     )
+
+
+def state_topic(host_id: str) -> str:
+    """Where a Sparkplug 3.0 host application announces itself.
+
+    >>> state_topic("clusterbrain")
+    'spBv1.0/STATE/clusterbrain'
+    """
+    return f"spBv1.0/STATE/{host_id}"
+
+
+def state_payload(online: bool, timestamp_ms: int) -> bytes:
+    """The STATE birth (online) or death: JSON, the death with the timestamp of its birth.
+
+    >>> state_payload(True, 1_700_000_000_000)
+    b'{"online":true,"timestamp":1700000000000}'
+    """
+    return orjson.dumps({"online": online, "timestamp": timestamp_ms})
 
 
 class SparkplugIngest:
@@ -355,6 +380,11 @@ class SparkplugIngest:
 
     The network thread only queues; the worker processes and writes dead letters per batch. A
     full queue blocks the network thread: back-pressure to the broker, as in the MQTT ingest.
+
+    As the Sparkplug 3.0 host application it publishes its STATE (retained, QoS 1): each
+    connection registers a will ``{"online": false, "timestamp": t}`` and, once subscribed,
+    publishes ``{"online": true, "timestamp": t}`` with the same t; stopping publishes the death
+    itself. Edge nodes configured with this primary host publish only while it is online.
     """
 
     def __init__(
@@ -370,6 +400,8 @@ class SparkplugIngest:
         self._connected = threading.Event()
         self._stopping = threading.Event()
         self._queue: queue.Queue[tuple[str, bytes, int]] = queue.Queue(config.queue_size)
+        self._state_ms = 0
+        """The timestamp of this connection's STATE will and birth."""
         self._client = self._build_client()
         self.processor = SparkplugProcessor(
             pipeline, directory, devices, dead_letters, metrics, self._publish
@@ -381,16 +413,15 @@ class SparkplugIngest:
         return self._connected.is_set()
 
     def _build_client(self) -> mqtt.Client:
-        v5 = self._config.protocol == "5"
-        client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=self._config.client_id,
-            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            clean_session=None if v5 else True,
+        config = self._config
+        client = build_paho_client(
+            PahoOptions(
+                client_id=config.client_id,
+                protocol=config.protocol,
+                username=config.username,
+                password=config.password,
+            )
         )
-        if self._config.username:
-            client.username_pw_set(self._config.username, self._config.password)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
@@ -402,6 +433,7 @@ class SparkplugIngest:
         self._stopping.clear()
         self._worker = threading.Thread(target=self._work, name="sparkplug-ingest", daemon=True)
         self._worker.start()
+        self._arm_will()
         self._client.connect_async(
             self._config.host,
             self._config.port,
@@ -416,6 +448,11 @@ class SparkplugIngest:
 
     def stop(self) -> None:
         self._stopping.set()
+        if self._connected.is_set():
+            death = state_payload(False, self._state_ms)
+            info = self._client.publish(state_topic(self._config.host_id), death, 1, retain=True)
+            with suppress(RuntimeError, ValueError):
+                info.wait_for_publish(STATE_DEATH_WAIT_S)
         self._client.disconnect()
         self._client.loop_stop()
         self._connected.clear()
@@ -425,6 +462,12 @@ class SparkplugIngest:
 
     def _address(self) -> tuple[str, int]:
         return self._config.host, self._config.port
+
+    def _arm_will(self) -> None:
+        """A new STATE timestamp and the will that goes with it, for the next connection."""
+        self._state_ms = time.time_ns() // 1_000_000
+        death = state_payload(False, self._state_ms)
+        self._client.will_set(state_topic(self._config.host_id), death, qos=1, retain=True)
 
     def _publish(self, topic: str, payload: bytes) -> None:
         # Sparkplug commands are QoS 0 and never retained.
@@ -445,6 +488,8 @@ class SparkplugIngest:
         if codes and codes[0].is_failure:
             log.error("Sparkplug ingest: subscription to %s refused: %s", SUBSCRIPTION, codes[0])
             return
+        birth = state_payload(True, self._state_ms)
+        self._client.publish(state_topic(self._config.host_id), birth, qos=1, retain=True)
         self._connected.set()
         log.info("Sparkplug ingest subscribed to %s on %s:%s", SUBSCRIPTION, *self._address())
 
@@ -453,6 +498,7 @@ class SparkplugIngest:
     ) -> None:
         self._connected.clear()
         if not self._stopping.is_set():
+            self._arm_will()  # the reconnection is a new STATE session
             log.warning("Sparkplug ingest disconnected (%s); reconnecting", reason)
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
