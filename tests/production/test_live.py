@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 
 from clusterbrain.api.runtime import Runtime
@@ -54,6 +56,39 @@ def test_shift_and_day_kpis_per_scope_are_sums(
     shift = compute_kpis(found.shift["enterprise"])
     assert shift.availability == 210 / 240  # down from minute 200 to 230
     assert found.shift["enterprise"] == found.day["enterprise"]  # one shift a day
+
+
+def test_shift_and_day_read_together_equal_each_window_read_alone(
+    client: TestClient, runtime: Runtime, world: World
+) -> None:
+    two_shifts = {
+        "timezone": "Asia/Shanghai",
+        "pattern": {
+            "shifts": [
+                {"name": "early", "start": "08:00", "end": "12:00"},
+                {"name": "late", "start": "12:00", "end": "16:00"},
+            ]
+        },
+    }
+    url = f"/api/v1/sites/{world.a.site_id}/calendar"
+    assert client.put(url, json=two_shifts, headers=world.a.headers).status_code == 200
+    runtime.store.write(worked_shift_table(world.a.device_id))
+    now = SHIFT_START + 300 * MIN  # in the late shift; the early one had the stop at 200-230
+    with session_scope(runtime.sessions) as session:
+        principal = authenticate_token(session, world.a.token)
+        found = live.scope_kpis(session, runtime.store, principal, now)
+        machine = session.get(Machine, world.a.machine_id)
+        assert machine is not None
+        alone = {
+            name: oee_service.machine_period_elements(
+                session, runtime.store, machine, [(start, now)], now=now
+            )[0][0]
+            for name, start in (("shift", SHIFT_START + 240 * MIN), ("day", SHIFT_START))
+        }
+    assert asdict(found.shift["enterprise"]) == pytest.approx(asdict(alone["shift"]))
+    assert asdict(found.day["enterprise"]) == pytest.approx(asdict(alone["day"]))
+    assert compute_kpis(found.shift["enterprise"]).availability == 1.0
+    assert compute_kpis(found.day["enterprise"]).availability == pytest.approx(270 / 300)
 
 
 def test_current_shift_and_day_windows() -> None:

@@ -130,7 +130,11 @@ class ScopeKpis:
 def scope_kpis(
     session: Session, store: TelemetryStore, principal: Principal, now: datetime
 ) -> ScopeKpis:
-    """Keys: ``enterprise``, ``site:<id>``, ``line:<id>``; windows from each site's calendar."""
+    """Keys: ``enterprise``, ``site:<id>``, ``line:<id>``; windows from each site's calendar.
+
+    Both windows end now, so each machine is read once over the longer one, cut where the
+    shorter one starts; the elements of a window are the sums of its pieces (all additive).
+    """
     machines = list_scoped(session, Machine, principal)
     lines = {line.id: line for line in list_scoped(session, Line, principal)}
     sites = {site.id: site for site in list_scoped(session, Site, principal)}
@@ -142,14 +146,23 @@ def scope_kpis(
             [f"site:{line.site_id}"] if line else []
         )
         calendar = site_calendar(session, machine) or SiteCalendar()
-        for window, into in ((current_shift(calendar, now), shift), (today(calendar, now), day)):
-            if window is None or window.start >= now:
-                continue
-            elements = machine_period_elements(
-                session, store, machine, [(window.start, now)], now=now
-            )[0][0]
+        windows = [
+            (window.start, into)
+            for window, into in ((current_shift(calendar, now), shift), (today(calendar, now), day))
+            if window is not None and window.start < now
+        ]
+        if not windows:
+            continue
+        starts = sorted({start for start, _ in windows})
+        pieces = list(zip(starts, [*starts[1:], now], strict=True))
+        # one read of the machine for both windows: each is the sum of the pieces it covers
+        elements = machine_period_elements(session, store, machine, pieces, now=now)[0]
+        for start, into in windows:
+            covered = sum_elements(
+                e for (a, _), e in zip(pieces, elements, strict=True) if a >= start
+            )
             for key in keys:
-                into[key].append(elements)
+                into[key].append(covered)
     names = {f"line:{i}": line.name for i, line in lines.items()}
     names.update({f"site:{i}": site.name for i, site in sites.items()})
     return ScopeKpis(
