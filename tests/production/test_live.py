@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import timedelta
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from fastapi.testclient import TestClient
 
@@ -37,6 +39,26 @@ def test_states_now_from_the_tracker_and_offline_after_silence(
     later = live.machine_statuses(runtime.store, machines, SHIFT_START + 600 * MIN)
     assert later[0].state is MachineState.OFFLINE
     assert later[0].since == SHIFT_START + 485 * MIN  # last sample + 300 s
+
+
+def test_states_now_follow_the_newest_values_while_the_tracker_is_behind(
+    runtime: Runtime, world: World
+) -> None:
+    table = worked_shift_table(world.a.device_id)
+    runtime.store.write(table)
+    cut = pa.scalar(SHIFT_START + 300 * MIN, pa.timestamp("us", tz="UTC"))
+    runtime.tracker.process(table.filter(pc.less(table["ts"], cut)))  # running since minute 230
+    with session_scope(runtime.sessions) as session:
+        principal = authenticate_token(session, world.a.token)
+        machines = live.watched_machines(session, principal)
+    now = SHIFT_START + 481 * MIN
+    behind = live.machine_statuses(runtime.store, machines, now)[0]
+    assert behind.state is MachineState.UNPLANNED_DOWN  # what the newest values say
+    assert behind.since is None  # not known until the tracker has recorded the change
+    runtime.tracker.process(table.filter(pc.greater_equal(table["ts"], cut)))
+    caught_up = live.machine_statuses(runtime.store, machines, now)[0]
+    assert caught_up.state is MachineState.UNPLANNED_DOWN
+    assert caught_up.since == SHIFT_START + 450 * MIN
 
 
 def test_shift_and_day_kpis_per_scope_are_sums(

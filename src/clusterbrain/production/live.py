@@ -26,7 +26,7 @@ from clusterbrain.production.oee_service import (
     machine_setup,
     site_calendar,
 )
-from clusterbrain.production.states import MachineState, SignalFrame, sample_states
+from clusterbrain.production.states import MachineState, SignalFrame, StateRules, sample_states
 from clusterbrain.telemetry.store import LatestValue, TelemetryStore
 
 _STATE_NAMES = frozenset(state.value for state in MachineState)
@@ -104,18 +104,44 @@ def _status(machine: Watched, latest: dict[str, LatestValue], now: datetime) -> 
 def _state_now(
     setup: MachineSetup, latest: dict[str, LatestValue], rule_values: list[LatestValue]
 ) -> tuple[MachineState, datetime | None]:
-    """The tracker's newest state change, else the state of the newest values themselves."""
+    """The state of the newest values, with the tracker's newest change as its start.
+
+    The tracker folds stored batches behind ingest and, on a busy machine, can run seconds behind
+    the newest values; a live view shows the state those values give at once, and its start
+    only when the tracker has recorded the same state (else unknown until it catches up).
+    """
     tracked = latest.get(DERIVED_STATE)
-    if tracked is not None and tracked.text in _STATE_NAMES:
-        return MachineState(tracked.text), tracked.ts
-    if not rule_values:
-        return MachineState.OFFLINE, None
-    newest = max(v.ts for v in rule_values)
-    frame = SignalFrame.from_rows(
-        [(newest, {v.tag: (v.text if v.value is None else v.value) for v in rule_values})],
-        setup.rules.tags,
+    since = tracked.ts if tracked is not None else None
+    recorded = (
+        MachineState(tracked.text)
+        if tracked is not None and tracked.text is not None and tracked.text in _STATE_NAMES
+        else None
     )
-    return sample_states(frame, setup.rules)[-1], None
+    if not rule_values:
+        return (MachineState.OFFLINE, None) if recorded is None else (recorded, since)
+    newest = max(v.ts for v in rule_values)
+    if recorded is not None and since is not None and since >= newest:
+        return recorded, since
+    state = _reported_state(setup.rules, latest)
+    if state is None:
+        frame = SignalFrame.from_rows(
+            [(newest, {v.tag: (v.text if v.value is None else v.value) for v in rule_values})],
+            setup.rules.tags,
+        )
+        state = sample_states(frame, setup.rules)[-1]
+    return state, since if state is recorded else None
+
+
+def _reported_state(rules: StateRules, latest: dict[str, LatestValue]) -> MachineState | None:
+    """A state the machine reports by its name, unmapped (the common case, read without numpy);
+    None where the rules have to decide."""
+    if rules.state_tag is None:
+        return None
+    reported = latest.get(rules.state_tag)
+    text = reported.text if reported is not None else None
+    if text is None or text not in _STATE_NAMES or text in rules.map:
+        return None
+    return MachineState(text)
 
 
 @dataclass(frozen=True, slots=True)
