@@ -31,6 +31,9 @@ def test_states_now_from_the_tracker_and_offline_after_silence(
     with session_scope(runtime.sessions) as session:
         principal = authenticate_token(session, world.a.token)
         machines = live.watched_machines(session, principal)
+        machine = session.get(Machine, world.a.machine_id)
+        assert machine is not None
+        assert machines[0].setup == oee_service.machine_setup(session, machine)  # read in bulk
     assert [m.machine_id for m in machines] == [world.a.machine_id]
     during = live.machine_statuses(runtime.store, machines, SHIFT_START + 480 * MIN)
     assert during[0].state is MachineState.UNPLANNED_DOWN

@@ -23,7 +23,7 @@ from clusterbrain.production.kpi import TimeElements, sum_elements
 from clusterbrain.production.oee_service import (
     MachineSetup,
     machine_period_elements,
-    machine_setup,
+    machine_setups,
     site_calendar,
 )
 from clusterbrain.production.states import MachineState, SignalFrame, StateRules, sample_states
@@ -59,7 +59,8 @@ class Watched:
 def watched_machines(session: Session, principal: Principal) -> list[Watched]:
     """Every visible machine with how it is read, by line and name."""
     machines = sorted(list_scoped(session, Machine, principal), key=lambda m: (m.line_id, m.name))
-    return [Watched(m.id, m.name, m.kind, m.line_id, machine_setup(session, m)) for m in machines]
+    setups = machine_setups(session, machines)
+    return [Watched(m.id, m.name, m.kind, m.line_id, setups[m.id]) for m in machines]
 
 
 def machine_statuses(
