@@ -123,6 +123,7 @@ def _start_demo(folder: Path, machines: int) -> tuple[subprocess.Popen[bytes], s
 
 def _sign_in(page: Page, base: str) -> None:
     page.goto(f"{base}/console/login")
+    page.wait_for_function("window.did_handshake === true")  # inputs and clicks go over it
     page.get_by_test_id("username").fill("manager1")
     page.get_by_test_id("password").fill("demo")
     page.get_by_test_id("sign-in").click()
