@@ -48,6 +48,35 @@ def test_the_machine_grid_follows_the_simulator(page: Page, console: LiveConsole
     screenshot(page, "overview", "zh-CN")
 
 
+def test_tiles_change_in_place_without_rebuilding_the_grid(
+    page: Page, console: LiveConsole
+) -> None:
+    sign_in(page, console, "manager1")
+    tiles = page.locator('[data-testid^="machine-"]')
+    expect(tiles.first).to_be_visible()
+    count = tiles.count()
+    # mark the page and every tile's DOM node; a reload or a rebuilt grid would lose the marks
+    page.evaluate(
+        """(selector) => { window.cbMarked = true;
+            document.querySelectorAll(selector).forEach((t) => { t.cbText = t.innerText; }); }""",
+        '[data-testid^="machine-"]',
+    )
+    page.wait_for_function(
+        """(selector) => [...document.querySelectorAll(selector)].some(
+            (t) => t.cbText !== undefined && t.innerText !== t.cbText)""",
+        arg='[data-testid^="machine-"]',
+        timeout=30_000,
+    )
+    kept = page.evaluate(
+        """(selector) => window.cbMarked === true && [...document.querySelectorAll(selector)]
+            .every((t) => t.cbText !== undefined)""",
+        '[data-testid^="machine-"]',
+    )
+    assert kept, "a refresh replaced tiles instead of changing them"
+    assert tiles.count() == count
+    expect(page.get_by_test_id("kpi-card").first).to_be_visible(timeout=60_000)
+
+
 def test_the_language_switches_to_english_and_back(page: Page, console: LiveConsole) -> None:
     sign_in(page, console, "manager2")
     page.get_by_test_id("language").click()

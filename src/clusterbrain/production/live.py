@@ -23,10 +23,10 @@ from clusterbrain.production.kpi import TimeElements, sum_elements
 from clusterbrain.production.oee_service import (
     MachineSetup,
     machine_period_elements,
-    machine_setup,
+    machine_setups,
     site_calendar,
 )
-from clusterbrain.production.states import MachineState, SignalFrame, sample_states
+from clusterbrain.production.states import MachineState, SignalFrame, StateRules, sample_states
 from clusterbrain.telemetry.store import LatestValue, TelemetryStore
 
 _STATE_NAMES = frozenset(state.value for state in MachineState)
@@ -59,7 +59,8 @@ class Watched:
 def watched_machines(session: Session, principal: Principal) -> list[Watched]:
     """Every visible machine with how it is read, by line and name."""
     machines = sorted(list_scoped(session, Machine, principal), key=lambda m: (m.line_id, m.name))
-    return [Watched(m.id, m.name, m.kind, m.line_id, machine_setup(session, m)) for m in machines]
+    setups = machine_setups(session, machines)
+    return [Watched(m.id, m.name, m.kind, m.line_id, setups[m.id]) for m in machines]
 
 
 def machine_statuses(
@@ -104,18 +105,44 @@ def _status(machine: Watched, latest: dict[str, LatestValue], now: datetime) -> 
 def _state_now(
     setup: MachineSetup, latest: dict[str, LatestValue], rule_values: list[LatestValue]
 ) -> tuple[MachineState, datetime | None]:
-    """The tracker's newest state change, else the state of the newest values themselves."""
+    """The state of the newest values, with the tracker's newest change as its start.
+
+    The tracker folds stored batches behind ingest and, on a busy machine, can run seconds behind
+    the newest values; a live view shows the state those values give at once, and its start
+    only when the tracker has recorded the same state (else unknown until it catches up).
+    """
     tracked = latest.get(DERIVED_STATE)
-    if tracked is not None and tracked.text in _STATE_NAMES:
-        return MachineState(tracked.text), tracked.ts
-    if not rule_values:
-        return MachineState.OFFLINE, None
-    newest = max(v.ts for v in rule_values)
-    frame = SignalFrame.from_rows(
-        [(newest, {v.tag: (v.text if v.value is None else v.value) for v in rule_values})],
-        setup.rules.tags,
+    since = tracked.ts if tracked is not None else None
+    recorded = (
+        MachineState(tracked.text)
+        if tracked is not None and tracked.text is not None and tracked.text in _STATE_NAMES
+        else None
     )
-    return sample_states(frame, setup.rules)[-1], None
+    if not rule_values:
+        return (MachineState.OFFLINE, None) if recorded is None else (recorded, since)
+    newest = max(v.ts for v in rule_values)
+    if recorded is not None and since is not None and since >= newest:
+        return recorded, since
+    state = _reported_state(setup.rules, latest)
+    if state is None:
+        frame = SignalFrame.from_rows(
+            [(newest, {v.tag: (v.text if v.value is None else v.value) for v in rule_values})],
+            setup.rules.tags,
+        )
+        state = sample_states(frame, setup.rules)[-1]
+    return state, since if state is recorded else None
+
+
+def _reported_state(rules: StateRules, latest: dict[str, LatestValue]) -> MachineState | None:
+    """A state the machine reports by its name, unmapped (the common case, read without numpy);
+    None where the rules have to decide."""
+    if rules.state_tag is None:
+        return None
+    reported = latest.get(rules.state_tag)
+    text = reported.text if reported is not None else None
+    if text is None or text not in _STATE_NAMES or text in rules.map:
+        return None
+    return MachineState(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +157,11 @@ class ScopeKpis:
 def scope_kpis(
     session: Session, store: TelemetryStore, principal: Principal, now: datetime
 ) -> ScopeKpis:
-    """Keys: ``enterprise``, ``site:<id>``, ``line:<id>``; windows from each site's calendar."""
+    """Keys: ``enterprise``, ``site:<id>``, ``line:<id>``; windows from each site's calendar.
+
+    Both windows end now, so each machine is read once over the longer one, cut where the
+    shorter one starts; the elements of a window are the sums of its pieces (all additive).
+    """
     machines = list_scoped(session, Machine, principal)
     lines = {line.id: line for line in list_scoped(session, Line, principal)}
     sites = {site.id: site for site in list_scoped(session, Site, principal)}
@@ -142,14 +173,23 @@ def scope_kpis(
             [f"site:{line.site_id}"] if line else []
         )
         calendar = site_calendar(session, machine) or SiteCalendar()
-        for window, into in ((current_shift(calendar, now), shift), (today(calendar, now), day)):
-            if window is None or window.start >= now:
-                continue
-            elements = machine_period_elements(
-                session, store, machine, [(window.start, now)], now=now
-            )[0][0]
+        windows = [
+            (window.start, into)
+            for window, into in ((current_shift(calendar, now), shift), (today(calendar, now), day))
+            if window is not None and window.start < now
+        ]
+        if not windows:
+            continue
+        starts = sorted({start for start, _ in windows})
+        pieces = list(zip(starts, [*starts[1:], now], strict=True))
+        # one read of the machine for both windows: each is the sum of the pieces it covers
+        elements = machine_period_elements(session, store, machine, pieces, now=now)[0]
+        for start, into in windows:
+            covered = sum_elements(
+                e for (a, _), e in zip(pieces, elements, strict=True) if a >= start
+            )
             for key in keys:
-                into[key].append(elements)
+                into[key].append(covered)
     names = {f"line:{i}": line.name for i, line in lines.items()}
     names.update({f"site:{i}": site.name for i, site in sites.items()})
     return ScopeKpis(

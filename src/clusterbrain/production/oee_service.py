@@ -103,10 +103,33 @@ def machine_setup(session: Session, machine: Machine) -> MachineSetup:
     device_id = session.scalar(
         select(Device.id).where(Device.machine_id == machine.id).order_by(Device.id).limit(1)
     )
+    return _setup(machine.id, settings, device_id)
+
+
+def machine_setups(session: Session, machines: Sequence[Machine]) -> dict[int, MachineSetup]:
+    """:func:`machine_setup` of many machines in two queries (a live view of hundreds)."""
+    ids = [m.id for m in machines]
+    settings = {
+        row.machine_id: row
+        for row in session.scalars(
+            select(MachineSettings).where(MachineSettings.machine_id.in_(ids))
+        )
+    }
+    devices: dict[int | None, str] = {}
+    for machine_id, device_id in session.execute(
+        select(Device.machine_id, Device.id).where(Device.machine_id.in_(ids)).order_by(Device.id)
+    ):
+        devices.setdefault(machine_id, device_id)
+    return {i: _setup(i, settings.get(i), devices.get(i)) for i in ids}
+
+
+def _setup(
+    machine_id: int, settings: MachineSettings | None, device_id: str | None
+) -> MachineSetup:
     if settings is None:
-        return MachineSetup(machine.id, device_id)
+        return MachineSetup(machine_id, device_id)
     return MachineSetup(
-        machine.id,
+        machine_id,
         settings.device_id or device_id,
         StateRules.from_dict(settings.state_rules) if settings.state_rules else DEFAULT_RULES,
         settings.ideal_cycle_time_s,

@@ -8,7 +8,7 @@ changed user takes effect at once.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -21,6 +21,7 @@ from clusterbrain.platform.schemas import known_zone
 from clusterbrain.platform.service import principal_of
 from clusterbrain.platform.tenancy import Principal
 from clusterbrain.ui.i18n import translate
+from clusterbrain.ui.shared import SharedReads
 
 USER_KEY = "user_id"
 DEFAULT_ZONE = "Asia/Shanghai"
@@ -28,11 +29,12 @@ DEFAULT_ZONE = "Asia/Shanghai"
 
 @dataclass(frozen=True, slots=True)
 class Console:
-    """What every page needs: the runtime and the words."""
+    """What every page needs: the runtime, the words and the reads its viewers share."""
 
     runtime: Runtime
     catalogue: Mapping[str, str]
     strict: bool = False
+    shared: SharedReads = field(default_factory=SharedReads, compare=False)
 
     def viewer(self) -> Viewer | None:
         """The signed-in user of this browser, or None."""
