@@ -106,6 +106,11 @@ def sign_in(page: Page, console: LiveConsole, username: str, password: str = "de
     page.wait_for_url(console.url("/"))
 
 
+def connected(page: Page) -> None:
+    """Wait until the page's websocket is connected: a click before that is lost."""
+    page.wait_for_function("() => window.did_handshake === true", timeout=60_000)
+
+
 def screenshot(page: Page, name: str, language: str) -> Path:
     """Save the page for docs/screenshots (shown in the README)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -130,6 +130,7 @@ def test_discover_the_simulated_opcua_server_and_create_a_profile(
     screenshot(page, "gateways-discovery", "zh-CN")
     page.get_by_test_id("discovery-create").click()
     expect(page.get_by_text(f"已创建设备模板 {PROFILE}，共 3 个数据点")).to_be_visible()
+    expect(page.get_by_test_id("discovery-nodes")).to_contain_text("tag: spindle_speed")
     nodes = page.get_by_test_id("discovery-nodes").inner_text()
     assert "tag: spindle_speed" in nodes and "CNC1.Spindle.Override" in nodes, nodes
     assert "writable: true" in nodes and "max_value: 120.0" in nodes, nodes

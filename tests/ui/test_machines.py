@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from ui.conftest import LiveConsole, screenshot, sign_in
+from ui.conftest import LiveConsole, connected, screenshot, sign_in
 
 LONG = 60_000  # ms; the range reads share two cores with the simulator
 
@@ -123,6 +123,7 @@ def test_a_machine_opens_from_the_overview_with_live_values_and_trend_ranges(
     page.get_by_role("option", name="English").click()
     expect(page.get_by_test_id("nav-overview")).to_have_text("Overview")
     expect(page.get_by_test_id("bucket")).to_have_text("1 min buckets", timeout=LONG)
+    connected(page)  # the language switch reloaded the page
     page.get_by_test_id("range-1min").click()
     expect(page.get_by_test_id("bucket")).to_have_text("Raw points", timeout=LONG)
     expect(page.get_by_test_id("kpi-oee")).to_be_visible(timeout=LONG)
