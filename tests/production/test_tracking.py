@@ -245,3 +245,40 @@ def test_derived_points_wait_while_the_store_is_down(runtime: Runtime, world: Wo
     tracker.process(table.slice(half))
     assert _stored(runtime, world, 12) == _derived(runtime, world, 12)
     assert tracker.dropped_points._value.get() == 0
+
+
+def test_a_tracker_behind_ingest_folds_the_queued_batches_together(
+    runtime: Runtime, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches of two machines interleaved, queued while the tracker was busy: folded in one
+    pass (one write of derived points), with the same states as the raw points give."""
+    a = worked_shift_table(world.a.device_id)
+    b = worked_shift_table(world.b.device_id)
+    runtime.store.write(a)
+    runtime.store.write(b)
+    tracker = ProductionTracker(runtime.sessions, runtime.store)
+    sixth = a.num_rows // 6
+    for n in range(6):
+        length = sixth if n < 5 else None
+        tracker.observe(a.slice(n * sixth, length))
+        tracker.observe(b.slice(n * sixth, length))
+    folded: list[int] = []
+    process = tracker.process
+    monkeypatch.setattr(tracker, "process", lambda t: folded.append(t.num_rows) or process(t))
+    tracker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while sum(folded) < a.num_rows + b.num_rows and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        tracker.stop()
+    assert folded == [a.num_rows + b.num_rows]
+    assert _stored(runtime, world, 12) == _derived(runtime, world, 12)
+    found = stored_intervals(
+        runtime.store,
+        world.b.device_id,
+        DEFAULT_RULES,
+        SHIFT_START,
+        SHIFT_START + timedelta(hours=12),
+    )
+    assert [i.state.value for i in found] == [s for s, _, _ in _stored(runtime, world, 12)]

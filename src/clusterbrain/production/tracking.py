@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 
 REFRESH_S = 5.0
 """A batch from a device not tracked yet re-reads the machines, at most this often."""
+COALESCE_ROWS = 200_000
+"""A tracker behind ingest folds queued batches together, up to about this many points."""
 PENDING_LIMIT = 200_000
 """Derived points kept while the store is down; beyond this the oldest are dropped (counted)."""
 
@@ -134,22 +136,35 @@ class ProductionTracker:
             except queue.Empty:
                 continue
             try:
-                self.process(table)
+                self.process(self._with_waiting(table))
             except Exception:
                 log.exception("tracking failed for a batch; continuing")
+
+    def _with_waiting(self, table: pa.Table) -> pa.Table:
+        """The batch and those queued behind it, as one: folding and writing back cost about the
+        same for one batch as for many, so a tracker that fell behind catches up instead of
+        paying that cost per ingest batch."""
+        tables, rows = [table], table.num_rows
+        while rows < COALESCE_ROWS:
+            try:
+                more = self._batches.get_nowait()
+            except queue.Empty:
+                break
+            tables.append(more)
+            rows += more.num_rows
+        return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
 
     # --- folding ---------------------------------------------------------------------------------
 
     def process(self, table: pa.Table) -> int:
         """Fold one batch of stored points; returns how many derived points were produced."""
         with self._lock:
-            present = set(table.column("device_id").to_pylist())
-            tracked = self._devices(present)
             out = PointColumns()
-            devices = present & tracked.keys()
-            for device_id in sorted(devices):
-                rows = table.filter(pc.equal(table["device_id"], device_id))
-                self._fold_device(device_id, tracked[device_id], rows, out)
+            by_device = _by_device(table)
+            tracked = self._devices(set(by_device))
+            for device_id, rows in by_device.items():
+                if device_id in tracked:
+                    self._fold_device(device_id, tracked[device_id], rows, out)
             produced = len(out)
             if produced:
                 self._pending.append(out.to_table())
@@ -211,6 +226,26 @@ class ProductionTracker:
             if last is not None and last.value is not None:
                 folded.counters[source] = (epoch_us(last.ts), last.value)
         return folded
+
+
+def _by_device(table: pa.Table) -> dict[str, pa.Table]:
+    """The batch's rows of each device (in the batch's order within a device), by device id.
+
+    One stable sort and zero-copy slices, instead of filtering the whole batch once per device.
+    """
+    if table.num_rows == 0:
+        return {}
+    order = pc.sort_indices(table, sort_keys=[("device_id", "ascending")])
+    ordered = table.take(order).combine_chunks()
+    runs = pc.run_end_encode(ordered["device_id"].chunk(0))
+    ends = runs.run_ends.to_pylist()
+    devices = runs.values.to_pylist()
+    parts: dict[str, pa.Table] = {}
+    start = 0
+    for device_id, end in zip(devices, ends, strict=True):
+        parts[str(device_id)] = ordered.slice(start, end - start)
+        start = end
+    return parts
 
 
 def _tracked_devices(session: Session) -> dict[str, Tracked]:
