@@ -372,6 +372,8 @@ def test_many_device_reads_equal_the_per_device_reads(store: TelemetryStore) -> 
             found = store.last_before_many(devices, names, moment)
             for device in devices:
                 assert found.get(device) == store.last_before(device, names, moment)
+            recent = store.last_before_many(devices, names, moment, since=moment - 20 * MINUTE)
+            assert recent == {d: v for d, v in found.items() if v.ts >= moment - 20 * MINUTE}
     assert store.query_range_many([], tags, start, end).num_rows == 0
     assert store.query_text_many(devices, [], start, end).num_rows == 0
     assert store.last_before_many(devices, [], end) == {}

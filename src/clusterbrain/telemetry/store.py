@@ -177,10 +177,14 @@ class TelemetryStore(Protocol):
         ...
 
     def last_before_many(
-        self, device_ids: Sequence[str], tags: Sequence[str], moment: datetime
+        self,
+        device_ids: Sequence[str],
+        tags: Sequence[str],
+        moment: datetime,
+        since: datetime | None = None,
     ) -> dict[str, LatestValue]:
         """:meth:`last_before` of many devices in one read, by device; devices without a point
-        before ``moment`` are left out."""
+        before ``moment`` (and at or after ``since``, when given) are left out."""
         ...
 
     def delete_before(self, cutoff: datetime, device_id: str | None = None) -> int:

@@ -361,16 +361,24 @@ class DuckDBStore:
         )
 
     def last_before_many(
-        self, device_ids: Sequence[str], tags: Sequence[str], moment: datetime
+        self,
+        device_ids: Sequence[str],
+        tags: Sequence[str],
+        moment: datetime,
+        since: datetime | None = None,
     ) -> dict[str, LatestValue]:
         if not tags or not device_ids:
             return {}
+        params = {"devices": list(device_ids), "tags": list(tags), "hi": _naive(moment)}
+        lower = ""
+        if since is not None:
+            lower = " AND r.ts >= $lo"
+            params["lo"] = _naive(since)
         query = (
             "SELECT s.device_id, s.tag, r.ts, r.value, r.text, r.quality "
-            f"FROM points r JOIN series s USING (series_id) WHERE {_MANY_FILTER} AND r.ts < $hi "
-            "QUALIFY row_number() OVER (PARTITION BY s.device_id ORDER BY r.ts DESC) = 1"
+            f"FROM points r JOIN series s USING (series_id) WHERE {_MANY_FILTER} AND r.ts < $hi"
+            f"{lower} QUALIFY row_number() OVER (PARTITION BY s.device_id ORDER BY r.ts DESC) = 1"
         )
-        params = {"devices": list(device_ids), "tags": list(tags), "hi": _naive(moment)}
         rows = self._read(lambda cur: cur.sql(query, params=params).fetchall())
         return {
             device: LatestValue(device, tag, ts.replace(tzinfo=UTC), value, text, int(quality))

@@ -373,16 +373,24 @@ class PostgresStore:
         )
 
     def last_before_many(
-        self, device_ids: Sequence[str], tags: Sequence[str], moment: datetime
+        self,
+        device_ids: Sequence[str],
+        tags: Sequence[str],
+        moment: datetime,
+        since: datetime | None = None,
     ) -> dict[str, LatestValue]:
         if not tags or not device_ids:
             return {}
+        params = {"devices": list(device_ids), "tags": list(tags), "hi": as_utc(moment)}
+        lower = ""
+        if since is not None:
+            lower = " AND r.ts >= %(lo)s"
+            params["lo"] = as_utc(since)
         query = (
             "SELECT DISTINCT ON (s.device_id) s.device_id, s.tag, r.ts, r.value, r.text, r.quality "
             f"FROM points r JOIN series s USING (series_id) WHERE {_MANY_FILTER} "
-            "AND r.ts < %(hi)s ORDER BY s.device_id, r.ts DESC"
+            f"AND r.ts < %(hi)s{lower} ORDER BY s.device_id, r.ts DESC"
         )
-        params = {"devices": list(device_ids), "tags": list(tags), "hi": as_utc(moment)}
         return {
             device: LatestValue(device, tag, ts.astimezone(UTC), value, text, int(quality))
             for device, tag, ts, value, text, quality in self._fetch(query, params)
