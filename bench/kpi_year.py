@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import json
+import multiprocessing
 import os
 import shutil
 import statistics
@@ -37,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 from rich.console import Console
 from rich.table import Table
 
@@ -62,40 +64,52 @@ WRITE_DAYS = 30
 KPIS = ("availability", "effectiveness", "quality_ratio", "oee")
 
 
-def _generate(runtime: Runtime, machines: int, days: int, step: float) -> int:
-    """Provision, then simulate ``machines`` machines that have states (not the power meters)."""
+def _generate(runtime: Runtime, machines: int, days: int, step: float, workers: int) -> int:
+    """Provision, then simulate ``machines`` machines that have states (not the power meters).
+
+    The models run in ``workers`` processes, a machine each at a time; this process writes their
+    months to the store and the tracker in machine order, as one process would.
+    """
     provisioned = provision_cluster(runtime, enterprises=5, machines=machines + machines // 9 + 1)
     devices = [d for d in provisioned if d.kind in COUNTER_TAGS][:machines]
+    tasks = [(n, d.kind, d.device_id, days, step) for n, d in enumerate(devices)]
     points = 0
     started = time.perf_counter()
-    for number, device in enumerate(devices):
-        model = make_model(device.kind, np.random.default_rng([11, number]))
-        tags = [t for t in COUNTER_TAGS.get(device.kind, ()) if t]
-        now = START.timestamp() - step
-        model.step(now, step)
-        columns = PointColumns()
-        for day in range(days):
-            for _ in range(round(86400 / step)):
-                now += step
-                sample = model.step(now, step)
-                at = round(now * 1e6)
-                columns.append(device.device_id, "state", at, None, str(sample["state"]), 0)
-                for tag in tags:
-                    columns.append(device.device_id, tag, at, float(sample[tag]), None, 0)
-            # a month per write: the store pays a fixed cost per write (statements, rollups)
-            if day % WRITE_DAYS == WRITE_DAYS - 1 or day == days - 1:
-                table = columns.to_table()
+    with multiprocessing.get_context("spawn").Pool(max(1, workers)) as pool:
+        for number, months in enumerate(pool.imap(_simulate, tasks)):
+            for table in months:
                 runtime.store.write(table)
                 runtime.tracker.process(table)
                 points += table.num_rows
-                columns = PointColumns()
-            if day % 73 == 72:
-                print(
-                    f"  machine {number + 1}/{len(devices)}, day {day + 1}: {points:,} points "
-                    f"in {time.perf_counter() - started:.0f} s",
-                    flush=True,
-                )
+            print(
+                f"  machine {number + 1}/{len(devices)}: {points:,} points "
+                f"in {time.perf_counter() - started:.0f} s",
+                flush=True,
+            )
     return points
+
+
+def _simulate(task: tuple[int, str, str, int, float]) -> list[pa.Table]:
+    """One machine's points, a month per table: the store pays a fixed cost per write."""
+    number, kind, device_id, days, step = task
+    model = make_model(kind, np.random.default_rng([11, number]))
+    tags = [t for t in COUNTER_TAGS.get(kind, ()) if t]
+    now = START.timestamp() - step
+    model.step(now, step)
+    months = []
+    columns = PointColumns()
+    for day in range(days):
+        for _ in range(round(86400 / step)):
+            now += step
+            sample = model.step(now, step)
+            at = round(now * 1e6)
+            columns.append(device_id, "state", at, None, str(sample["state"]), 0)
+            for tag in tags:
+                columns.append(device_id, tag, at, float(sample[tag]), None, 0)
+        if day % WRITE_DAYS == WRITE_DAYS - 1 or day == days - 1:
+            months.append(columns.to_table())
+            columns = PointColumns()
+    return months
 
 
 def _folder(keep: str | None, key: dict[str, object]) -> tuple[Path, bool]:
@@ -139,7 +153,9 @@ def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def run(machines: int, days: int, step: float, keep: str | None, repeat: int) -> dict[str, object]:
+def run(
+    machines: int, days: int, step: float, keep: str | None, repeat: int, workers: int
+) -> dict[str, object]:
     key = {"machines": machines, "days": days, "step": step, "start": START.isoformat()}
     folder, reused = _folder(keep, key)
     runtime = Runtime(Settings(var_dir=folder))
@@ -147,7 +163,7 @@ def run(machines: int, days: int, step: float, keep: str | None, repeat: int) ->
         generated_s, points = 0.0, 0
         if not reused:
             began = time.perf_counter()
-            points = _generate(runtime, machines, days, step)
+            points = _generate(runtime, machines, days, step, workers)
             generated_s = time.perf_counter() - began
             (folder / "generated.json").write_text(json.dumps({**key, "points": points}))
         else:
@@ -220,6 +236,7 @@ def run(machines: int, days: int, step: float, keep: str | None, repeat: int) ->
             "points": points,
             "stored_state_changes": state_changes,
             "generated_s": generated_s,
+            "workers": workers if not reused else None,
             "machine_days": compared,
             "stored_s": timings["stored"],
             "stored_runs_s": stored_runs,
@@ -258,8 +275,11 @@ def main() -> None:
     parser.add_argument("--step", type=float, default=60.0)
     parser.add_argument("--keep", help="keep the generated data here and reuse it")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs of the stored path")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="processes running the models"
+    )
     args = parser.parse_args()
-    result = run(args.machines, args.days, args.step, args.keep, args.repeat)
+    result = run(args.machines, args.days, args.step, args.keep, args.repeat, args.workers)
     table = Table("what", "value", "target")
     table.add_row("machine-days", f"{result['machine_days']:,}", "")
     table.add_row("raw points", f"{result['points']:,}", "")
