@@ -265,13 +265,13 @@ def _per_tag(
     table: pa.Table, tags: Sequence[str]
 ) -> dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]:
     """Per tag: the points' epoch µs and the running sum of their values (0 before the first)."""
-    ts, names = _us(table), np.asarray(table.column("tag").to_pylist(), dtype=object)
+    ts, names = _us(table), table.column("tag")
     values = np.nan_to_num(
         np.asarray(table.column("value").to_numpy(zero_copy_only=False), dtype=np.float64)
     )
     out = {}
     for tag in tags:
-        mine = names == tag
+        mine = np.asarray(pc.equal(names, tag).to_numpy(zero_copy_only=False), dtype=bool)
         out[tag] = (ts[mine], np.concatenate(([0.0], np.cumsum(values[mine]))))
     return out
 
