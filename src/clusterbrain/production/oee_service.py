@@ -321,6 +321,8 @@ def _order_windows(
     orders: Sequence[ProductionOrder], start: datetime, end: datetime
 ) -> list[tuple[tuple[datetime, datetime], float | None]]:
     """The window cut at order boundaries, each piece with its ideal seconds per unit."""
+    if not orders:
+        return [((start, end), None)]
     pieces: list[tuple[tuple[datetime, datetime], float | None]] = []
     cursor = start
     for order in sorted(orders, key=lambda o: o.planned_start):
