@@ -340,8 +340,7 @@ class DuckDBStore:
             return MANY_TEXT_SCHEMA.empty_table()
         query = (
             "SELECT s.device_id, s.tag, r.ts, r.text FROM points r JOIN series s USING (series_id) "
-            f"WHERE {_MANY_FILTER} AND r.ts >= $lo AND r.ts < $hi AND r.text IS NOT NULL "
-            "ORDER BY s.device_id, s.tag, r.ts"
+            f"WHERE {_MANY_FILTER} AND r.ts >= $lo AND r.ts < $hi AND r.text IS NOT NULL"
         )
         params = {
             "devices": list(device_ids),
@@ -349,7 +348,10 @@ class DuckDBStore:
             "lo": _naive(start),
             "hi": _naive(end),
         }
-        table = self._read(lambda cur: cur.sql(query, params=params).to_arrow_table())
+        # Sorted by Arrow: about twice as fast as DuckDB's ORDER BY for a year of state changes.
+        table = self._read(lambda cur: cur.sql(query, params=params).to_arrow_table()).sort_by(
+            [("device_id", "ascending"), ("tag", "ascending"), ("ts", "ascending")]
+        )
         return pa.Table.from_arrays(
             [
                 table.column("device_id").cast(pa.string()),
