@@ -339,6 +339,46 @@ def test_last_before_is_the_newest_point_strictly_before_a_moment(store: Telemet
     assert store.last_before("d1", [], T0 + HOUR) is None
 
 
+def test_many_device_reads_equal_the_per_device_reads(store: TelemetryStore) -> None:
+    rows = [
+        *random_rows("d1", 800, 3 * HOUR, seed=1),
+        *random_rows("d2", 500, 3 * HOUR, seed=2),
+        *random_rows("d3", 300, 3 * HOUR, seed=3),
+        *[("d1", "state", T0 + i * 7 * MINUTE, None, "running", 0) for i in range(20)],
+        *[("d3", "state", T0 + i * 11 * MINUTE + US, None, "idle", 0) for i in range(9)],
+    ]
+    store.write(batch(rows))
+    devices, tags = ["d3", "d1", "nobody"], ["a", "c", "state"]
+    start, end = T0 + 13 * MINUTE + 5 * US, T0 + 2 * HOUR + 31 * MINUTE
+    for step, agg in ((None, Aggregate.AVG), (HOUR, Aggregate.SUM), (MINUTE, Aggregate.MAX)):
+        many = store.query_range_many(devices, tags, start, end, step, agg)
+        assert many.schema.names == ["device_id", *RANGE_SCHEMA.names]
+        expected = [
+            (device, *row)
+            for device in sorted(devices)
+            for row in rows_of(store.query_range(device, tags, start, end, step, agg))
+        ]
+        assert list(zip(*many.to_pydict().values(), strict=True)) == expected
+    text = store.query_text_many(devices, tags, start, end).to_pydict()
+    assert text["device_id"] == sorted(text["device_id"])
+    assert set(text["device_id"]) == {"d1", "d3"}
+    for device in ("d1", "d3"):
+        mine = [i for i, d in enumerate(text["device_id"]) if d == device]
+        single = store.query_text(device, tags, start, end).to_pydict()
+        assert [text["ts"][i] for i in mine] == single["ts"]
+        assert [text["text"][i] for i in mine] == single["text"]
+    for moment in (T0, start, T0 + HOUR, end):
+        for names in (["state"], ["a", "b"]):
+            found = store.last_before_many(devices, names, moment)
+            for device in devices:
+                assert found.get(device) == store.last_before(device, names, moment)
+            recent = store.last_before_many(devices, names, moment, since=moment - 20 * MINUTE)
+            assert recent == {d: v for d, v in found.items() if v.ts >= moment - 20 * MINUTE}
+    assert store.query_range_many([], tags, start, end).num_rows == 0
+    assert store.query_text_many(devices, [], start, end).num_rows == 0
+    assert store.last_before_many(devices, [], end) == {}
+
+
 def test_points_without_value_are_raw_gaps_not_aggregated(store: TelemetryStore) -> None:
     rows: list[Row] = [numeric("d1", "temp", T0, 4.0), ("d1", "temp", T0 + US, None, None, 2)]
     assert store.write(batch(rows)) == 2

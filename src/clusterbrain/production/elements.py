@@ -17,6 +17,7 @@ so availability stays within [0, 1], but its output counts in the quantities.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -119,6 +120,7 @@ def _failures(intervals: Sequence[StateInterval], busy: list[TimeWindow]) -> int
 # --- many periods at once --------------------------------------------------------------------------
 
 IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 
 def time_elements_by_period(
@@ -140,17 +142,9 @@ def time_elements_by_period(
     if not periods:
         return []
     runs = intervals if isinstance(intervals, StateRuns) else StateRuns.of(intervals)
-    operation = _as_us(merge_windows(operation_windows))
-    down = _as_us(merge_windows(down_windows))
-    bounds = np.asarray([(epoch_us(a), epoch_us(b)) for a, b in periods], dtype=np.int64)
-    points = np.unique(np.concatenate((operation.ravel(), down.ravel(), bounds.ravel())))
-    lo, hi = points[:-1], points[1:]
-    length = hi - lo
-    in_operation = _covered(operation, lo, hi)
-    in_down = _covered(down, lo, hi) & in_operation
-    period = np.searchsorted(bounds[:, 0], lo, side="right") - 1
-    inside = (period >= 0) & (lo < bounds[np.maximum(period, 0), 1])
-    busy = in_operation & ~in_down & inside
+    lo, hi, length, in_operation, in_down, period, inside, busy = _segments(
+        tuple(operation_windows), tuple(down_windows), tuple(periods)
+    )
     count = len(periods)
 
     def per_period(mask: npt.NDArray[np.bool_], amount: IntArray) -> npt.NDArray[np.float64]:
@@ -187,6 +181,34 @@ def time_elements_by_period(
         )
         for i, output in enumerate(outputs)
     ]
+
+
+@functools.lru_cache(maxsize=16)
+def _segments(
+    operation_windows: tuple[tuple[datetime, datetime], ...],
+    down_windows: tuple[tuple[datetime, datetime], ...],
+    periods: tuple[tuple[datetime, datetime], ...],
+) -> tuple[IntArray, IntArray, IntArray, BoolArray, BoolArray, IntArray, BoolArray, BoolArray]:
+    """The calendar's segments of the periods, which every machine of a site shares: edges,
+    lengths, and masks of operation, planned down, inside a period and busy (and its period).
+
+    Cached, because a cluster's machines share a few calendars; callers must not modify them.
+    """
+    operation = _as_us(merge_windows(operation_windows))
+    down = _as_us(merge_windows(down_windows))
+    bounds = np.asarray([(epoch_us(a), epoch_us(b)) for a, b in periods], dtype=np.int64)
+    points = np.unique(np.concatenate((operation.ravel(), down.ravel(), bounds.ravel())))
+    lo, hi = points[:-1], points[1:]
+    in_operation = _covered(operation, lo, hi)
+    in_down = _covered(down, lo, hi) & in_operation
+    period: IntArray = np.asarray(np.searchsorted(bounds[:, 0], lo, side="right") - 1, np.int64)
+    inside: BoolArray = (period >= 0) & (lo < bounds[np.maximum(period, 0), 1])
+    busy: BoolArray = in_operation & ~in_down & inside
+    for array in (lo, hi, in_operation, in_down, period, inside, busy):
+        array.flags.writeable = False
+    length = hi - lo
+    length.flags.writeable = False
+    return lo, hi, length, in_operation, in_down, period, inside, busy
 
 
 def _as_us(windows: Sequence[TimeWindow]) -> IntArray:

@@ -15,13 +15,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from clusterbrain.devices.models import Device
 from clusterbrain.platform.errors import InvalidInput
 from clusterbrain.platform.models import Line, Machine, Site
-from clusterbrain.platform.service import get_scoped, list_scoped
+from clusterbrain.platform.service import get_scoped, list_scoped, where_visible
 from clusterbrain.platform.tenancy import Principal
 from clusterbrain.production.calendar import (
     SiteCalendar,
@@ -36,8 +36,11 @@ from clusterbrain.production.derived import (
     DERIVED_ENERGY,
     DERIVED_GOOD,
     DERIVED_SCRAP,
+    DERIVED_STATE,
     stored_counts,
+    stored_counts_many,
     stored_runs,
+    stored_runs_many,
     tracked_at,
 )
 from clusterbrain.production.elements import Output, time_elements_by_period
@@ -103,27 +106,28 @@ def machine_setup(session: Session, machine: Machine) -> MachineSetup:
     device_id = session.scalar(
         select(Device.id).where(Device.machine_id == machine.id).order_by(Device.id).limit(1)
     )
-    return _setup(machine.id, settings, device_id)
+    return _setup_of(machine.id, settings, device_id)
 
 
 def machine_setups(session: Session, machines: Sequence[Machine]) -> dict[int, MachineSetup]:
-    """:func:`machine_setup` of many machines in two queries (a live view of hundreds)."""
+    """:func:`machine_setup` of many machines in two queries."""
     ids = [m.id for m in machines]
     settings = {
-        row.machine_id: row
-        for row in session.scalars(
-            select(MachineSettings).where(MachineSettings.machine_id.in_(ids))
+        s.machine_id: s
+        for s in session.scalars(select(MachineSettings).where(MachineSettings.machine_id.in_(ids)))
+    }
+    first_device = {
+        machine_id: device_id
+        for machine_id, device_id in session.execute(
+            select(Device.machine_id, func.min(Device.id))
+            .where(Device.machine_id.in_(ids))
+            .group_by(Device.machine_id)
         )
     }
-    devices: dict[int | None, str] = {}
-    for machine_id, device_id in session.execute(
-        select(Device.machine_id, Device.id).where(Device.machine_id.in_(ids)).order_by(Device.id)
-    ):
-        devices.setdefault(machine_id, device_id)
-    return {i: _setup(i, settings.get(i), devices.get(i)) for i in ids}
+    return {i: _setup_of(i, settings.get(i), first_device.get(i)) for i in ids}
 
 
-def _setup(
+def _setup_of(
     machine_id: int, settings: MachineSettings | None, device_id: str | None
 ) -> MachineSetup:
     if settings is None:
@@ -145,6 +149,17 @@ def site_calendar(session: Session, machine: Machine) -> SiteCalendar | None:
         return None
     row = session.scalar(select(SiteCalendarRow).where(SiteCalendarRow.site_id == line.site_id))
     return SiteCalendar.model_validate(row.definition) if row is not None else None
+
+
+def site_calendars(session: Session, machines: Sequence[Machine]) -> dict[int, SiteCalendar]:
+    """:func:`site_calendar` of many machines in one query; machines without one are left out."""
+    rows = session.execute(
+        select(Machine.id, SiteCalendarRow.definition)
+        .join(Line, Line.id == Machine.line_id)
+        .join(SiteCalendarRow, SiteCalendarRow.site_id == Line.site_id)
+        .where(Machine.id.in_([m.id for m in machines]))
+    )
+    return {machine_id: SiteCalendar.model_validate(d) for machine_id, d in rows}
 
 
 def planned_windows(
@@ -233,26 +248,60 @@ def machine_outputs(
     if setup.device_id is None:
         return [Output() for _ in periods]
     device = setup.device_id
-    pieces = [
+    pieces = _output_pieces(orders, periods)
+    windows = [w for _, w, _ in pieces]
+    if stored:
+        counts = stored_counts(store, device, _derived_tags(setup), [*windows, *periods])
+        return _outputs_from_stored(setup, pieces, periods, counts)
+    good = raw_counts(store, device, setup.good_tag, windows)
+    scrap = raw_counts(store, device, setup.scrap_tag, windows)
+    energy = raw_counts(store, device, setup.energy_tag, periods)
+    return _outputs(setup, pieces, good, scrap, energy)
+
+
+_Piece = tuple[int, tuple[datetime, datetime], float | None]
+
+
+def _output_pieces(
+    orders: Sequence[ProductionOrder], periods: Sequence[tuple[datetime, datetime]]
+) -> list[_Piece]:
+    """Each period cut at order boundaries: (period index, window, ideal seconds per unit)."""
+    return [
         (i, window, rate)
         for i, p in enumerate(periods)
         for window, rate in _order_windows(orders, *p)
     ]
-    windows = [w for _, w, _ in pieces]
-    roles = {"good": setup.good_tag, "scrap": setup.scrap_tag, "energy": setup.energy_tag}
-    if stored:
-        derived = {"good": DERIVED_GOOD, "scrap": DERIVED_SCRAP, "energy": DERIVED_ENERGY}
-        tags = [derived[role] for role, tag in roles.items() if tag]
-        counts = stored_counts(store, device, tags, [*windows, *periods])
-        split = len(windows)
-        good = counts.get(DERIVED_GOOD, [0.0] * (split + len(periods)))[:split]
-        scrap = counts.get(DERIVED_SCRAP, [0.0] * (split + len(periods)))[:split]
-        energy = counts.get(DERIVED_ENERGY, [0.0] * (split + len(periods)))[split:]
-    else:
-        good = raw_counts(store, device, setup.good_tag, windows)
-        scrap = raw_counts(store, device, setup.scrap_tag, windows)
-        energy = raw_counts(store, device, setup.energy_tag, periods)
-    totals = [[0.0, 0.0, 0.0] for _ in periods]
+
+
+def _derived_tags(setup: MachineSetup) -> list[str]:
+    roles = {DERIVED_GOOD: setup.good_tag, DERIVED_SCRAP: setup.scrap_tag}
+    roles[DERIVED_ENERGY] = setup.energy_tag
+    return [derived for derived, tag in roles.items() if tag]
+
+
+def _outputs_from_stored(
+    setup: MachineSetup,
+    pieces: Sequence[_Piece],
+    periods: Sequence[tuple[datetime, datetime]],
+    counts: dict[str, list[float]],
+) -> list[Output]:
+    """Outputs from the stored counts of the pieces' windows followed by the periods."""
+    split = len(pieces)
+    zeros = [0.0] * (split + len(periods))
+    good = counts.get(DERIVED_GOOD, zeros)[:split] if setup.good_tag else zeros[:split]
+    scrap = counts.get(DERIVED_SCRAP, zeros)[:split] if setup.scrap_tag else zeros[:split]
+    energy = counts.get(DERIVED_ENERGY, zeros)[split:] if setup.energy_tag else zeros[split:]
+    return _outputs(setup, pieces, good, scrap, energy)
+
+
+def _outputs(
+    setup: MachineSetup,
+    pieces: Sequence[_Piece],
+    good: Sequence[float],
+    scrap: Sequence[float],
+    energy: Sequence[float],
+) -> list[Output]:
+    totals = [[0.0, 0.0, 0.0] for _ in energy]
     for (i, _, rate), g, sc in zip(pieces, good, scrap, strict=True):
         per_unit = rate if rate is not None else _default_per_unit(setup)
         totals[i][0] += g
@@ -272,6 +321,8 @@ def _order_windows(
     orders: Sequence[ProductionOrder], start: datetime, end: datetime
 ) -> list[tuple[tuple[datetime, datetime], float | None]]:
     """The window cut at order boundaries, each piece with its ideal seconds per unit."""
+    if not orders:
+        return [((start, end), None)]
     pieces: list[tuple[tuple[datetime, datetime], float | None]] = []
     cursor = start
     for order in sorted(orders, key=lambda o: o.planned_start):
@@ -408,6 +459,147 @@ def machine_period_elements(
     return time_elements_by_period(runs, operation, down, periods, outputs), runs
 
 
+def machines_kpis_by_period(
+    session: Session,
+    store: TelemetryStore,
+    principal: Principal,
+    machine_ids: Sequence[int],
+    start: datetime,
+    end: datetime,
+    period: str,
+    default_timezone: str = "Asia/Shanghai",
+    source: Source = "auto",
+) -> dict[int, list[KpiResult]]:
+    """:func:`machine_kpis_by_period` of many machines (a year of days of a whole cluster), with
+    the same results: the stored states and counts of all machines are read in one query each."""
+    check_range(start, end)
+    if source not in SOURCES:
+        raise InvalidInput(f"source must be one of {', '.join(SOURCES)}", field="source")
+    machines = scoped_machines(session, principal, machine_ids)
+    calendars = site_calendars(session, machines)
+    windows: dict[str, list[tuple[datetime, datetime]]] = {}
+    periods = {}
+    for machine in machines:
+        calendar = calendars.get(machine.id) or SiteCalendar(timezone=default_timezone)
+        key = calendar.model_dump_json()
+        if key not in windows:
+            windows[key] = period_windows(calendar, period, start, end)
+        periods[machine.id] = windows[key]
+    elements = machines_period_elements(session, store, machines, periods, source)
+    return {
+        machine.id: [
+            KpiResult(lo, hi, e, compute_kpis(e), six_big_losses(e))
+            for (lo, hi), e in zip(periods[machine.id], elements[machine.id], strict=True)
+        ]
+        for machine in machines
+    }
+
+
+def scoped_machines(
+    session: Session, principal: Principal, machine_ids: Sequence[int]
+) -> list[Machine]:
+    """The machines of ``machine_ids`` in that order; any the caller cannot see is not found."""
+    query = where_visible(
+        select(Machine).where(Machine.id.in_(list(machine_ids))), Machine.enterprise_id, principal
+    )
+    found = {m.id: m for m in session.scalars(query)}
+    return [found.get(i) or get_scoped(session, Machine, i, principal) for i in machine_ids]
+
+
+def machines_period_elements(
+    session: Session,
+    store: TelemetryStore,
+    machines: Sequence[Machine],
+    periods: dict[int, list[tuple[datetime, datetime]]],
+    source: Source = "auto",
+    now: datetime | None = None,
+) -> dict[int, list[TimeElements]]:
+    """:func:`machine_period_elements` of many machines, each with its own periods.
+
+    Machines read from the stored series are read together: their state changes, their hourly
+    counts and their orders in one query each. The others (raw points, no device, a device
+    shared with another machine) go one by one.
+    """
+    setups = machine_setups(session, machines)
+    spans = {m.id: (periods[m.id][0][0], periods[m.id][-1][1]) for m in machines}
+    stored = _stored_machines(store, setups, spans, source)
+    result = {}
+    for machine in machines:
+        if machine.id not in stored:
+            result[machine.id], _ = machine_period_elements(
+                session, store, machine, periods[machine.id], source, now
+            )
+    if not stored:
+        return result
+    calendars = site_calendars(session, [m for m in machines if m.id in stored])
+    lo = min(spans[i][0] for i in stored)
+    hi = max(spans[i][1] for i in stored)
+    orders: dict[int, list[ProductionOrder]] = {}
+    for order in session.scalars(
+        select(ProductionOrder).where(
+            ProductionOrder.machine_id.in_(sorted(stored)),
+            ProductionOrder.planned_end > lo,
+            ProductionOrder.planned_start < hi,
+        )
+    ):
+        orders.setdefault(order.machine_id, []).append(order)
+    groups: dict[tuple[datetime, datetime], list[int]] = {}
+    for machine_id in sorted(stored):
+        groups.setdefault(spans[machine_id], []).append(machine_id)
+    clock = now or datetime.now(UTC)
+    for (start, end), ids in groups.items():
+        devices = {i: str(setups[i].device_id) for i in ids}
+        runs = stored_runs_many(store, {devices[i]: setups[i].rules for i in ids}, start, end)
+        pieces = {}
+        for i in ids:
+            mine = [o for o in orders.get(i, []) if o.planned_end > start and o.planned_start < end]
+            pieces[i] = _output_pieces(mine, periods[i])
+        tags = sorted({tag for i in ids for tag in _derived_tags(setups[i])})
+        counts = stored_counts_many(
+            store,
+            tags,
+            {devices[i]: [*(w for _, w, _ in pieces[i]), *periods[i]] for i in ids},
+        )
+        passed = min(end, clock)
+        for i in ids:
+            operation, down = (
+                planned_windows(calendars.get(i), start, passed) if passed > start else ([], [])
+            )
+            outputs = _outputs_from_stored(setups[i], pieces[i], periods[i], counts[devices[i]])
+            result[i] = time_elements_by_period(
+                runs[devices[i]], operation, down, periods[i], outputs
+            )
+    return result
+
+
+def _stored_machines(
+    store: TelemetryStore,
+    setups: dict[int, MachineSetup],
+    spans: dict[int, tuple[datetime, datetime]],
+    source: Source,
+) -> set[int]:
+    """The machines to read from the stored series (see :func:`uses_stored`), each device once."""
+    if source == "raw":
+        return set()
+    users: dict[str, list[int]] = {}
+    for machine_id, setup in setups.items():
+        if setup.device_id is not None:
+            users.setdefault(setup.device_id, []).append(machine_id)
+    single = {ids[0]: device for device, ids in users.items() if len(ids) == 1}
+    if source == "stored":
+        return set(single)
+    chosen: set[int] = set()
+    by_start: dict[datetime, list[int]] = {}
+    for machine_id in single:
+        by_start.setdefault(spans[machine_id][0], []).append(machine_id)
+    for start, ids in by_start.items():
+        tracked = store.last_before_many(
+            [single[i] for i in ids], [DERIVED_STATE], start + timedelta(microseconds=1)
+        )
+        chosen.update(i for i in ids if single[i] in tracked)
+    return chosen
+
+
 def group_kpis(
     session: Session,
     store: TelemetryStore,
@@ -421,9 +613,10 @@ def group_kpis(
     """KPIs of every visible machine (optionally of one line or site), from summed elements."""
     check_range(start, end)
     machines = machines_in_scope(session, principal, line_id, site_id)
-    per_machine = {
-        m.id: machine_period_elements(session, store, m, [(start, end)])[0][0] for m in machines
-    }
+    found = machines_period_elements(
+        session, store, machines, {m.id: [(start, end)] for m in machines}
+    )
+    per_machine = {m.id: found[m.id][0] for m in machines}
     total = sum_elements(per_machine.values())
     return KpiResult(start, end, total, compute_kpis(total), six_big_losses(total)), per_machine
 

@@ -47,6 +47,11 @@ TEXT_SCHEMA = pa.schema(
     ]
 )
 
+MANY_RANGE_SCHEMA = pa.schema([pa.field("device_id", pa.string()), *RANGE_SCHEMA])
+"""RANGE_SCHEMA of many devices at once: each row names its device."""
+
+MANY_TEXT_SCHEMA = pa.schema([pa.field("device_id", pa.string()), *TEXT_SCHEMA])
+
 DERIVED_PREFIX = "$"
 """Tags that begin with this are series the platform derives (never a device's tag name)."""
 ROLLUP_1M = timedelta(minutes=1)
@@ -150,6 +155,36 @@ class TelemetryStore(Protocol):
         self, device_id: str, tags: Sequence[str], moment: datetime
     ) -> LatestValue | None:
         """The newest point of any of ``tags`` strictly before ``moment``, or None."""
+        ...
+
+    def query_range_many(
+        self,
+        device_ids: Sequence[str],
+        tags: Sequence[str],
+        start: datetime,
+        end: datetime,
+        bucket: timedelta | None = None,
+        agg: Aggregate = Aggregate.AVG,
+    ) -> pa.Table:
+        """:meth:`query_range` of many devices in one read, as MANY_RANGE_SCHEMA ordered by
+        device, tag and ts (a year of every machine's hourly counts in one query)."""
+        ...
+
+    def query_text_many(
+        self, device_ids: Sequence[str], tags: Sequence[str], start: datetime, end: datetime
+    ) -> pa.Table:
+        """:meth:`query_text` of many devices in one read, as MANY_TEXT_SCHEMA by device, tag, ts."""
+        ...
+
+    def last_before_many(
+        self,
+        device_ids: Sequence[str],
+        tags: Sequence[str],
+        moment: datetime,
+        since: datetime | None = None,
+    ) -> dict[str, LatestValue]:
+        """:meth:`last_before` of many devices in one read, by device; devices without a point
+        before ``moment`` (and at or after ``since``, when given) are left out."""
         ...
 
     def delete_before(self, cutoff: datetime, device_id: str | None = None) -> int:

@@ -24,6 +24,8 @@ import numpy as np
 import pyarrow as pa
 
 from clusterbrain.telemetry.store import (
+    MANY_RANGE_SCHEMA,
+    MANY_TEXT_SCHEMA,
     RANGE_SCHEMA,
     ROLLUP_1H,
     ROLLUP_1M,
@@ -123,6 +125,7 @@ _RAW_AGG = {
 T = TypeVar("T")
 
 _SERIES_FILTER = "s.device_id = $device AND list_contains($tags, s.tag)"
+_MANY_FILTER = "list_contains($devices, s.device_id) AND list_contains($tags, s.tag)"
 
 
 class DuckDBStore:
@@ -311,6 +314,79 @@ class DuckDBStore:
         device, tag, ts, value, text, quality = rows[0]
         return LatestValue(device, tag, ts.replace(tzinfo=UTC), value, text, int(quality))
 
+    def query_range_many(
+        self,
+        device_ids: Sequence[str],
+        tags: Sequence[str],
+        start: datetime,
+        end: datetime,
+        bucket: timedelta | None = None,
+        agg: Aggregate = Aggregate.AVG,
+    ) -> pa.Table:
+        if not tags or not device_ids:
+            return MANY_RANGE_SCHEMA.empty_table()
+        devices = list(device_ids)
+        if bucket is None:
+            query, params = _raw_query(devices, tags, start, end)
+        else:
+            query, params = _bucket_query(devices, tags, start, end, bucket, Aggregate(agg))
+        table = self._read(lambda cur: cur.sql(query, params=params).to_arrow_table())
+        return _as_range_table(table, many=True)
+
+    def query_text_many(
+        self, device_ids: Sequence[str], tags: Sequence[str], start: datetime, end: datetime
+    ) -> pa.Table:
+        if not tags or not device_ids:
+            return MANY_TEXT_SCHEMA.empty_table()
+        query = (
+            "SELECT s.device_id, s.tag, r.ts, r.text FROM points r JOIN series s USING (series_id) "
+            f"WHERE {_MANY_FILTER} AND r.ts >= $lo AND r.ts < $hi AND r.text IS NOT NULL"
+        )
+        params = {
+            "devices": list(device_ids),
+            "tags": list(tags),
+            "lo": _naive(start),
+            "hi": _naive(end),
+        }
+        # Sorted by Arrow: about twice as fast as DuckDB's ORDER BY for a year of state changes.
+        table = self._read(lambda cur: cur.sql(query, params=params).to_arrow_table()).sort_by(
+            [("device_id", "ascending"), ("tag", "ascending"), ("ts", "ascending")]
+        )
+        return pa.Table.from_arrays(
+            [
+                table.column("device_id").cast(pa.string()),
+                table.column("tag").cast(pa.string()),
+                table.column("ts").cast(pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC")),
+                table.column("text").cast(pa.string()),
+            ],
+            schema=MANY_TEXT_SCHEMA,
+        )
+
+    def last_before_many(
+        self,
+        device_ids: Sequence[str],
+        tags: Sequence[str],
+        moment: datetime,
+        since: datetime | None = None,
+    ) -> dict[str, LatestValue]:
+        if not tags or not device_ids:
+            return {}
+        params = {"devices": list(device_ids), "tags": list(tags), "hi": _naive(moment)}
+        lower = ""
+        if since is not None:
+            lower = " AND r.ts >= $lo"
+            params["lo"] = _naive(since)
+        query = (
+            "SELECT s.device_id, s.tag, r.ts, r.value, r.text, r.quality "
+            f"FROM points r JOIN series s USING (series_id) WHERE {_MANY_FILTER} AND r.ts < $hi"
+            f"{lower} QUALIFY row_number() OVER (PARTITION BY s.device_id ORDER BY r.ts DESC) = 1"
+        )
+        rows = self._read(lambda cur: cur.sql(query, params=params).fetchall())
+        return {
+            device: LatestValue(device, tag, ts.replace(tzinfo=UTC), value, text, int(quality))
+            for device, tag, ts, value, text, quality in rows
+        }
+
     def delete_before(self, cutoff: datetime, device_id: str | None = None) -> int:
         query = "DELETE FROM points WHERE ts < $cutoff"
         params: dict[str, Any] = {"cutoff": _naive(cutoff)}
@@ -414,31 +490,41 @@ def _naive_ts(prepared: pa.Table) -> pa.Table:
     return prepared.set_column(index, "ts", naive)
 
 
-def _as_range_table(table: pa.Table) -> pa.Table:
-    return pa.Table.from_arrays(
-        [
-            table.column("tag").cast(pa.string()),
-            table.column("ts").cast(pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC")),
-            table.column("value").cast(pa.float64()),
-        ],
-        schema=RANGE_SCHEMA,
-    )
+def _as_range_table(table: pa.Table, *, many: bool = False) -> pa.Table:
+    columns = [
+        table.column("tag").cast(pa.string()),
+        table.column("ts").cast(pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC")),
+        table.column("value").cast(pa.float64()),
+    ]
+    if many:
+        return pa.Table.from_arrays(
+            [table.column("device_id").cast(pa.string()), *columns], schema=MANY_RANGE_SCHEMA
+        )
+    return pa.Table.from_arrays(columns, schema=RANGE_SCHEMA)
+
+
+def _devices(devices: str | Sequence[str]) -> tuple[str, str, dict[str, Any]]:
+    """(leading select columns, series filter, parameters) for one device or a list of them."""
+    if isinstance(devices, str):
+        return "", _SERIES_FILTER, {"device": devices}
+    return "s.device_id, ", _MANY_FILTER, {"devices": list(devices)}
 
 
 def _raw_query(
-    device_id: str, tags: Sequence[str], start: datetime, end: datetime
+    devices: str | Sequence[str], tags: Sequence[str], start: datetime, end: datetime
 ) -> tuple[str, dict[str, Any]]:
+    lead, where, params = _devices(devices)
     query = (
-        "SELECT s.tag, r.ts, r.value FROM points r JOIN series s USING (series_id) "
-        f"WHERE {_SERIES_FILTER} AND r.ts >= $lo AND r.ts < $hi AND r.text IS NULL "
-        "ORDER BY s.tag, r.ts"
+        f"SELECT {lead}s.tag, r.ts, r.value FROM points r JOIN series s USING (series_id) "
+        f"WHERE {where} AND r.ts >= $lo AND r.ts < $hi AND r.text IS NULL "
+        f"ORDER BY {lead}s.tag, r.ts"
     )
-    params = {"device": device_id, "tags": list(tags), "lo": _naive(start), "hi": _naive(end)}
+    params.update({"tags": list(tags), "lo": _naive(start), "hi": _naive(end)})
     return query, params
 
 
 def _bucket_query(
-    device_id: str,
+    devices: str | Sequence[str],
     tags: Sequence[str],
     start: datetime,
     end: datetime,
@@ -456,18 +542,21 @@ def _bucket_query(
         source, time_col, value = _ROLLUPS[level][0], "r.bucket", _ROLLUP_AGG[agg]
         extra = ""
     lo, hi = bucket_window(start, end, bucket)
+    lead, where, params = _devices(devices)
+    at = 3 if lead else 2
     query = (
-        f"SELECT s.tag, time_bucket(to_microseconds($step), {time_col}, "
+        f"SELECT {lead}s.tag, time_bucket(to_microseconds($step), {time_col}, "
         f"TIMESTAMP '1970-01-01') AS ts, {value} AS value "
         f"FROM {source} r JOIN series s USING (series_id) "
-        f"WHERE {_SERIES_FILTER} AND {time_col} >= $lo AND {time_col} < $hi{extra} "
-        "GROUP BY s.tag, 2 ORDER BY s.tag, 2"
+        f"WHERE {where} AND {time_col} >= $lo AND {time_col} < $hi{extra} "
+        f"GROUP BY {lead}s.tag, {at} ORDER BY {lead}s.tag, {at}"
     )
-    params = {
-        "device": device_id,
-        "tags": list(tags),
-        "lo": _naive(lo),
-        "hi": _naive(hi),
-        "step": bucket // timedelta(microseconds=1),
-    }
+    params.update(
+        {
+            "tags": list(tags),
+            "lo": _naive(lo),
+            "hi": _naive(hi),
+            "step": bucket // timedelta(microseconds=1),
+        }
+    )
     return query, params

@@ -26,6 +26,8 @@ import pyarrow.compute as pc
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from clusterbrain.telemetry.store import (
+    MANY_RANGE_SCHEMA,
+    MANY_TEXT_SCHEMA,
     RANGE_SCHEMA,
     TEXT_SCHEMA,
     Aggregate,
@@ -178,6 +180,7 @@ _RAW_AGG = {
     Aggregate.SUM: "sum(r.value)",
 }
 _SERIES_FILTER = "s.device_id = %(device)s AND s.tag = ANY(%(tags)s)"
+_MANY_FILTER = "s.device_id = ANY(%(devices)s) AND s.tag = ANY(%(tags)s)"
 _EPOCH_US = "(extract(epoch FROM {col}) * 1000000)::bigint"
 
 # PostgreSQL binary COPY: header, then per row a field count and (length, big-endian value)
@@ -322,6 +325,77 @@ class PostgresStore:
         device, tag, ts, value, text, quality = rows[0]
         return LatestValue(device, tag, ts.astimezone(UTC), value, text, int(quality))
 
+    def query_range_many(
+        self,
+        device_ids: Sequence[str],
+        tags: Sequence[str],
+        start: datetime,
+        end: datetime,
+        bucket: timedelta | None = None,
+        agg: Aggregate = Aggregate.AVG,
+    ) -> pa.Table:
+        if not tags or not device_ids:
+            return MANY_RANGE_SCHEMA.empty_table()
+        devices = list(device_ids)
+        if bucket is None:
+            query, params = _raw_query(devices, tags, start, end)
+        else:
+            query, params = _bucket_query(devices, tags, start, end, bucket, Aggregate(agg))
+        return _range_table(self._fetch(query, params), many=True)
+
+    def query_text_many(
+        self, device_ids: Sequence[str], tags: Sequence[str], start: datetime, end: datetime
+    ) -> pa.Table:
+        if not tags or not device_ids:
+            return MANY_TEXT_SCHEMA.empty_table()
+        query = (
+            f"SELECT s.device_id, s.tag, {_EPOCH_US.format(col='r.ts')}, r.text "
+            "FROM points r JOIN series s USING (series_id) "
+            f"WHERE {_MANY_FILTER} AND r.ts >= %(lo)s AND r.ts < %(hi)s "
+            "AND r.text IS NOT NULL ORDER BY s.device_id, s.tag, r.ts"
+        )
+        params = {
+            "devices": list(device_ids),
+            "tags": list(tags),
+            "lo": as_utc(start),
+            "hi": as_utc(end),
+        }
+        rows = self._fetch(query, params)
+        devices, tags_col, micros, texts = zip(*rows, strict=True) if rows else ((), (), (), ())
+        return pa.Table.from_arrays(
+            [
+                pa.array(devices, pa.string()),
+                pa.array(tags_col, pa.string()),
+                pa.array(micros, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+                pa.array(texts, pa.string()),
+            ],
+            schema=MANY_TEXT_SCHEMA,
+        )
+
+    def last_before_many(
+        self,
+        device_ids: Sequence[str],
+        tags: Sequence[str],
+        moment: datetime,
+        since: datetime | None = None,
+    ) -> dict[str, LatestValue]:
+        if not tags or not device_ids:
+            return {}
+        params = {"devices": list(device_ids), "tags": list(tags), "hi": as_utc(moment)}
+        lower = ""
+        if since is not None:
+            lower = " AND r.ts >= %(lo)s"
+            params["lo"] = as_utc(since)
+        query = (
+            "SELECT DISTINCT ON (s.device_id) s.device_id, s.tag, r.ts, r.value, r.text, r.quality "
+            f"FROM points r JOIN series s USING (series_id) WHERE {_MANY_FILTER} "
+            f"AND r.ts < %(hi)s{lower} ORDER BY s.device_id, r.ts DESC"
+        )
+        return {
+            device: LatestValue(device, tag, ts.astimezone(UTC), value, text, int(quality))
+            for device, tag, ts, value, text, quality in self._fetch(query, params)
+        }
+
     def delete_before(self, cutoff: datetime, device_id: str | None = None) -> int:
         query = "DELETE FROM points WHERE ts < %(cutoff)s"
         params: dict[str, Any] = {"cutoff": as_utc(cutoff)}
@@ -456,34 +530,46 @@ def _numpy(table: pa.Table, name: str, as_type: pa.DataType | None = None) -> np
     return array
 
 
-def _range_table(rows: list[tuple[Any, ...]]) -> pa.Table:
-    """RANGE_SCHEMA from ``(tag, epoch_us, value)`` rows."""
-    tags, micros, values = zip(*rows, strict=True) if rows else ((), (), ())
-    return pa.Table.from_arrays(
-        [
-            pa.array(tags, pa.string()),
-            pa.array(micros, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
-            pa.array(values, pa.float64()),
-        ],
-        schema=RANGE_SCHEMA,
-    )
+def _range_table(rows: list[tuple[Any, ...]], *, many: bool = False) -> pa.Table:
+    """RANGE_SCHEMA from ``(tag, epoch_us, value)`` rows; MANY_RANGE_SCHEMA with the device
+    leading each row."""
+    width = 4 if many else 3
+    columns = list(zip(*rows, strict=True)) if rows else [()] * width
+    arrays = [
+        pa.array(columns[-3], pa.string()),
+        pa.array(columns[-2], pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+        pa.array(columns[-1], pa.float64()),
+    ]
+    if many:
+        return pa.Table.from_arrays(
+            [pa.array(columns[0], pa.string()), *arrays], schema=MANY_RANGE_SCHEMA
+        )
+    return pa.Table.from_arrays(arrays, schema=RANGE_SCHEMA)
+
+
+def _devices(devices: str | Sequence[str]) -> tuple[str, str, dict[str, Any]]:
+    """(leading select columns, series filter, parameters) for one device or a list of them."""
+    if isinstance(devices, str):
+        return "", _SERIES_FILTER, {"device": devices}
+    return "s.device_id, ", _MANY_FILTER, {"devices": list(devices)}
 
 
 def _raw_query(
-    device_id: str, tags: Sequence[str], start: datetime, end: datetime
+    devices: str | Sequence[str], tags: Sequence[str], start: datetime, end: datetime
 ) -> tuple[str, dict[str, Any]]:
+    lead, where, params = _devices(devices)
     query = (
-        f"SELECT s.tag, {_EPOCH_US.format(col='r.ts')}, r.value "
+        f"SELECT {lead}s.tag, {_EPOCH_US.format(col='r.ts')}, r.value "
         "FROM points r JOIN series s USING (series_id) "
-        f"WHERE {_SERIES_FILTER} AND r.ts >= %(lo)s AND r.ts < %(hi)s AND r.text IS NULL "
-        "ORDER BY s.tag, r.ts"
+        f"WHERE {where} AND r.ts >= %(lo)s AND r.ts < %(hi)s AND r.text IS NULL "
+        f"ORDER BY {lead}s.tag, r.ts"
     )
-    params = {"device": device_id, "tags": list(tags), "lo": as_utc(start), "hi": as_utc(end)}
+    params.update({"tags": list(tags), "lo": as_utc(start), "hi": as_utc(end)})
     return query, params
 
 
 def _bucket_query(
-    device_id: str,
+    devices: str | Sequence[str],
     tags: Sequence[str],
     start: datetime,
     end: datetime,
@@ -502,11 +588,13 @@ def _bucket_query(
         extra = ""
     bucket_start = f"date_bin(%(step)s, {time_col}, TIMESTAMPTZ 'epoch')"
     lo, hi = bucket_window(start, end, bucket)
+    lead, where, params = _devices(devices)
+    at = 3 if lead else 2
     query = (
-        f"SELECT s.tag, {_EPOCH_US.format(col=bucket_start)} AS us, {value} AS value "
+        f"SELECT {lead}s.tag, {_EPOCH_US.format(col=bucket_start)} AS us, {value} AS value "
         f"FROM {source} r JOIN series s USING (series_id) "
-        f"WHERE {_SERIES_FILTER} AND {time_col} >= %(lo)s AND {time_col} < %(hi)s{extra} "
-        "GROUP BY s.tag, 2 ORDER BY s.tag, 2"
+        f"WHERE {where} AND {time_col} >= %(lo)s AND {time_col} < %(hi)s{extra} "
+        f"GROUP BY {lead}s.tag, {at} ORDER BY {lead}s.tag, {at}"
     )
-    params = {"device": device_id, "tags": list(tags), "lo": lo, "hi": hi, "step": bucket}
+    params.update({"tags": list(tags), "lo": lo, "hi": hi, "step": bucket})
     return query, params
