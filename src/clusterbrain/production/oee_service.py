@@ -85,8 +85,16 @@ class KpiResult:
     end: datetime
     elements: TimeElements
     kpis: KpiSet
-    losses: list[LossStep]
     intervals: list[StateInterval] = field(default_factory=list)
+
+    @property
+    def losses(self) -> list[LossStep]:
+        """The six big losses, from planned busy time to fully productive time.
+
+        Computed when asked for, from the elements: a year of days per machine rarely needs them,
+        and building them for each day cost a quarter of the time of the KPIs themselves.
+        """
+        return six_big_losses(self.elements)
 
 
 def check_range(start: datetime, end: datetime) -> None:
@@ -372,8 +380,7 @@ def machine_kpis_by_period(
     periods = period_windows(calendar, period, start, end)
     elements, _ = machine_period_elements(session, store, machine, periods, source)
     results = [
-        KpiResult(lo, hi, e, compute_kpis(e), six_big_losses(e))
-        for (lo, hi), e in zip(periods, elements, strict=True)
+        KpiResult(lo, hi, e, compute_kpis(e)) for (lo, hi), e in zip(periods, elements, strict=True)
     ]
     return calendar, results
 
@@ -400,7 +407,6 @@ def machine_kpis(
         end,
         elements[0],
         compute_kpis(elements[0]),
-        six_big_losses(elements[0]),
         runs.intervals() if with_intervals else [],
     )
 
@@ -488,7 +494,7 @@ def machines_kpis_by_period(
     elements = machines_period_elements(session, store, machines, periods, source)
     return {
         machine.id: [
-            KpiResult(lo, hi, e, compute_kpis(e), six_big_losses(e))
+            KpiResult(lo, hi, e, compute_kpis(e))
             for (lo, hi), e in zip(periods[machine.id], elements[machine.id], strict=True)
         ]
         for machine in machines
@@ -618,7 +624,7 @@ def group_kpis(
     )
     per_machine = {m.id: found[m.id][0] for m in machines}
     total = sum_elements(per_machine.values())
-    return KpiResult(start, end, total, compute_kpis(total), six_big_losses(total)), per_machine
+    return KpiResult(start, end, total, compute_kpis(total)), per_machine
 
 
 def machines_in_scope(
