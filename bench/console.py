@@ -477,7 +477,7 @@ class Delay:
     machine: str
     state: str
     cause: float  # the fault's start (ground truth) or the sample's time ($state series)
-    sample: float  # the time of the first sample that carried it
+    sample: float | None  # the time of the first sample that carried it, if known
     tile: float
     broker: float | None = None  # when the tap had that sample
 
@@ -488,8 +488,10 @@ class Delay:
     def parts(self) -> dict[str, float | None]:
         """Seconds: waiting for the next sample, through simulator and broker, the platform."""
         return {
-            "to_sample": self.sample - self.cause,
-            "simulator_broker": None if self.broker is None else self.broker - self.sample,
+            "to_sample": None if self.sample is None else self.sample - self.cause,
+            "simulator_broker": None
+            if self.broker is None or self.sample is None
+            else self.broker - self.sample,
             "ingest_console": None if self.broker is None else self.tile - self.broker,
         }
 
@@ -568,7 +570,7 @@ def _stop_delays(
             unseen += 1
             continue
         first = tap.first_after(record["device_id"], start) if tap else None
-        sample, broker = first if first else (start, None)
+        sample, broker = first if first else (None, None)
         delays.append(Delay(name, down, start, sample, min(shown), broker))
     return delays, unseen
 
