@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,8 @@ from clusterbrain import cli
 from clusterbrain.api.runtime import Runtime
 from clusterbrain.cli import app
 from clusterbrain.platform.settings import Settings
+from support.fixtures_mqtt import MqttPeer
+from support.mosquitto import MosquittoProcess
 from support.world import World, seed_world
 
 
@@ -681,3 +685,39 @@ def test_reason_tree_and_report_subscription_commands(env: Settings) -> None:
     removed = CliRunner().invoke(app, ["reports", "unsubscribe", str(subscription)])
     assert removed.exit_code == 0
     assert "chang@lamps.test" not in CliRunner().invoke(app, ["reports", "list"]).output
+
+
+def test_simulate_runs_beside_a_process_that_holds_the_duckdb_store(
+    env: Settings, monkeypatch: pytest.MonkeyPatch, mosquitto: MosquittoProcess
+) -> None:
+    """`clusterbrain serve` keeps the DuckDB file of its var_dir open, which locks it against
+    other processes; provisioning the simulated cluster must not need it."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path;"
+            "from clusterbrain.telemetry.duckdb.store import DuckDBStore;"
+            f"Path({str(env.var_dir)!r}).mkdir(parents=True);"
+            f"store = DuckDBStore(Path({str(env.resolved_duckdb_path())!r}));"
+            "print('open', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"open\n"
+        monkeypatch.setenv("CLUSTERBRAIN_MQTT_PORT", str(mosquitto.port))
+        peer = MqttPeer(mosquitto.host, mosquitto.port)
+        peer.connect()
+        peer.subscribe("cb/v1/+/telemetry")
+        arguments = ["simulate", "--enterprises", "1", "--machines", "2", "--duration", "1.5"]
+        result = CliRunner().invoke(app, arguments)
+        assert result.exit_code == 0, result.output
+        assert set(peer.received_topics()) == {
+            "cb/v1/e1-imm-01/telemetry",
+            "cb/v1/e1-imm-02/telemetry",
+        }
+        peer.close()
+    finally:
+        holder.communicate(timeout=10)

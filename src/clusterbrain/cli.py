@@ -188,7 +188,7 @@ def simulate(
     moulding machine and a CNC machine; a power meter and an air compressor) for an edge gateway.
     """
     from clusterbrain.api.provision import provision_cluster
-    from clusterbrain.api.runtime import Runtime
+    from clusterbrain.api.runtime import Registry
 
     settings = Settings()
     if serve:
@@ -196,11 +196,12 @@ def simulate(
         ports = {"opcua": opcua_port, "modbus": modbus_port}
         _serve_field_devices(settings, protocols, host, ports, duration, gateway_yaml, seed)
         return
-    runtime = Runtime(settings)
+    # not a Runtime: `clusterbrain serve` may hold the DuckDB store of the same var_dir
+    registry = Registry(settings)
     try:
-        devices = provision_cluster(runtime, enterprises=enterprises, machines=machines)
+        devices = provision_cluster(registry, enterprises=enterprises, machines=machines)
     finally:
-        runtime.close()
+        registry.close()
     simulator = _simulator(settings, devices, interval, batch, fault_rate, ground_truth, seed)
     console.print(f"simulating {len(devices)} machines → {settings.mqtt_host}:{settings.mqtt_port}")
     _run_simulator(simulator, duration)

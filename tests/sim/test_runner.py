@@ -262,3 +262,20 @@ def test_a_start_after_a_backfill_continues_its_models() -> None:
     assert last["good_count"] > 50  # an hour of production
     assert continued["good_count"] - last["good_count"] in (0, 1)  # the same machine goes on
     assert simulator._history["e1-imm-09"].buffer == []
+
+
+def test_samples_on_the_wall_clock_are_stamped_when_they_are_taken(
+    broker: MosquittoProcess, listener: MqttPeer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Connecting many devices takes a while; samples are not stamped with the moment before."""
+    connect = Simulator._await_connections
+
+    def slow_connections(self: Simulator, timeout: float) -> None:
+        connect(self, timeout)
+        time.sleep(1.0)
+
+    monkeypatch.setattr(Simulator, "_await_connections", slow_connections)
+    before = time.time()
+    Simulator(DEVICES[:1], broker.host, broker.port, interval_s=0.5).run_for(0.6)
+    stamps = [samples_of(m)[0]["ts"] for m in drain(listener)]
+    assert stamps and stamps[0] >= iso_utc(before + 1.0)

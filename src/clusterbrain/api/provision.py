@@ -7,13 +7,15 @@ hierarchy and gives every device a fresh secret (the old ones were never stored 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from clusterbrain.api.runtime import Runtime
 from clusterbrain.devices import schemas as device_schemas
 from clusterbrain.devices import service as devices
+from clusterbrain.devices.broker_auth import BrokerAuth
+from clusterbrain.devices.directory import SqlDeviceDirectory
 from clusterbrain.devices.models import Device, DeviceProfile
 from clusterbrain.devices.spec import TagKind
 from clusterbrain.platform import schemas, service
@@ -53,6 +55,19 @@ KIND_LABEL = {
 }
 
 
+class Provisioning(Protocol):
+    """What provisioning uses: a Runtime, or a Registry where no telemetry store may be opened."""
+
+    @property
+    def sessions(self) -> sessionmaker[Session]: ...
+
+    @property
+    def directory(self) -> SqlDeviceDirectory: ...
+
+    @property
+    def broker_auth(self) -> BrokerAuth: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ProvisionedDevice:
     device_id: str
@@ -89,7 +104,7 @@ COUNTER_TAGS = {  # kind → (good, scrap, energy) tags of the simulated profile
 
 
 def provision_cluster(
-    runtime: Runtime,
+    runtime: Provisioning,
     *,
     enterprises: int = 3,
     machines: int = 30,
@@ -162,7 +177,12 @@ def _enterprise_admin(
 
 
 def _provision_machines(
-    session: Session, runtime: Runtime, principal: Principal, name: str, count: int, index: int
+    session: Session,
+    runtime: Provisioning,
+    principal: Principal,
+    name: str,
+    count: int,
+    index: int,
 ) -> list[ProvisionedDevice]:
     line = _line_of(session, principal)
     profiles = {kind: _profile_of(session, principal, spec) for kind, spec in PROFILES.items()}

@@ -72,6 +72,25 @@ def make_broker_auth(settings: Settings) -> BrokerAuth:
     return NullBrokerAuth()
 
 
+class Registry:
+    """The metadata database, the device directory and the broker's credentials, without the
+    telemetry store: what provisioning needs. ``clusterbrain simulate`` runs beside a serving
+    process, and a DuckDB store is one process's file."""
+
+    def __init__(self, settings: Settings, *, migrate: bool = True) -> None:
+        url = settings.resolved_database_url()
+        if migrate:
+            upgrade(url)
+        self.engine: Engine = make_engine(url)
+        self.sessions: sessionmaker[Session] = make_session_factory(self.engine)
+        self.directory = SqlDeviceDirectory(self.sessions)
+        self.broker_auth: BrokerAuth = make_broker_auth(settings)
+
+    def close(self) -> None:
+        self.broker_auth.close()
+        self.engine.dispose()
+
+
 class Runtime:
     def __init__(
         self,

@@ -234,8 +234,6 @@ class Simulator:
         retrying in the background and their messages queue (bounded) meanwhile."""
         if self._driver is not None:
             raise RuntimeError("the simulator is already running")
-        self._clock = self._start_time if self._start_time is not None else time.time()
-        self._planned_until = self._clock
         self._stopping.clear()
         # models that ran through a backfill go on from where it ended (counters, wear, faults)
         self._live = {
@@ -247,6 +245,10 @@ class Simulator:
         for live in self._live.values():
             self._connect(live)
         self._await_connections(connect_timeout)
+        # on the wall clock from the first sample on: 200 devices take a while to connect, and a
+        # clock read before that stamped every sample as old as the connecting took
+        self._clock = self._start_time if self._start_time is not None else time.time()
+        self._planned_until = self._clock
         self._driver = threading.Thread(target=self._drive, name="cb-sim-driver", daemon=True)
         self._driver.start()
 
