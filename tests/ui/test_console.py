@@ -45,6 +45,7 @@ def test_the_machine_grid_follows_the_simulator(page: Page, console: LiveConsole
     assert changed, "the grid never changed although the simulated machines are producing"
     for badge in page.get_by_test_id("open-alarm").all():  # priorities and states translated
         assert not re.search(r"\b(low|medium|high|critical|unack|active)\b", badge.inner_text())
+    expect(page.get_by_test_id("kpi-card").first).to_be_visible(timeout=60_000)  # after the grid
     screenshot(page, "overview", "zh-CN")
 
 
@@ -83,6 +84,7 @@ def test_the_language_switches_to_english_and_back(page: Page, console: LiveCons
     page.get_by_role("option", name="English").click()
     expect(page.get_by_test_id("nav-overview")).to_have_text("Overview")
     expect(page.locator('[data-testid^="machine-"]').first).to_be_visible()
+    expect(page.get_by_test_id("kpi-card").first).to_be_visible(timeout=60_000)  # after the grid
     screenshot(page, "overview", "en")
     page.get_by_test_id("language").click()
     page.get_by_role("option", name="中文").click()
