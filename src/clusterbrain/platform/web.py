@@ -7,6 +7,7 @@ dependencies, so nothing is global and tests can build as many apps as they like
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -14,7 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
 from clusterbrain.platform.db import session_scope
-from clusterbrain.platform.errors import Unauthenticated
+from clusterbrain.platform.errors import InvalidInput, Unauthenticated
 from clusterbrain.platform.service import authenticate_token
 from clusterbrain.platform.tenancy import Principal
 
@@ -52,3 +53,16 @@ def get_principal(
 
 SessionDep = Annotated[Session, _session]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def checked_range(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """A ``from``/``to`` query range: both with a time zone, ``to`` after ``from``.
+
+    Refusals name the query parameter.
+    """
+    for value, field in ((start, "from"), (end, "to")):
+        if value.tzinfo is None:
+            raise InvalidInput("timestamps need a time zone (e.g. Z or +08:00)", field=field)
+    if end <= start:
+        raise InvalidInput("'to' must be after 'from'", field="to")
+    return start, end

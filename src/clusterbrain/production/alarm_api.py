@@ -16,7 +16,7 @@ from clusterbrain.platform.errors import InvalidInput, NotFound
 from clusterbrain.platform.export import streamed_export
 from clusterbrain.platform.service import get_visible, where_visible
 from clusterbrain.platform.tenancy import CONFIGURE_ROLES, Principal
-from clusterbrain.platform.web import PrincipalDep, SessionDep
+from clusterbrain.platform.web import PrincipalDep, SessionDep, checked_range
 from clusterbrain.production import exports
 from clusterbrain.production.alarm_engine import DOCUMENT_HISTORY, AlarmEngine
 from clusterbrain.production.alarms import Alarm, Notify
@@ -241,12 +241,6 @@ def list_alarms(
     ]
 
 
-def _aware(moment: datetime, field: str) -> datetime:
-    if moment.tzinfo is None:
-        raise InvalidInput(f"'{field}' needs a time zone offset", field=field)
-    return moment
-
-
 @router.get("/alarms/export", tags=["alarms"])
 def export_alarms(
     request: Request,
@@ -260,9 +254,7 @@ def export_alarms(
 ) -> StreamingResponse:
     """The alarm journal of a range as CSV or Excel: one row per lifecycle event (raised,
     acknowledged, cleared, shelved ...), oldest first, including alarms of deleted rules."""
-    start, end = _aware(start, "from"), _aware(end, "to")
-    if end <= start:
-        raise InvalidInput("'to' must be after 'from'", field="to")
+    start, end = checked_range(start, end)
     if device_id is not None:
         get_device(session, principal, device_id)
     query = exports.alarm_journal_query(

@@ -7,7 +7,7 @@ the same columns. Journal rows are read in pages, each in a short session of its
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, or_, select
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from clusterbrain.platform.db import session_scope
 from clusterbrain.platform.service import where_visible
 from clusterbrain.platform.tenancy import Principal
+from clusterbrain.production.calendar import epoch_us, from_epoch_us
 from clusterbrain.production.models import AlarmEvent
 from clusterbrain.production.oee_service import KpiResult
 from clusterbrain.production.states import StateInterval
@@ -77,10 +78,6 @@ def state_rows(intervals: Iterable[StateInterval]) -> Iterator[tuple[Any, ...]]:
     return ((i.start, i.end, i.state.value, i.seconds) for i in intervals)
 
 
-def _us(moment: datetime) -> int:
-    return int(moment.timestamp() * 1_000_000)
-
-
 def alarm_journal_query(
     principal: Principal,
     start: datetime,
@@ -91,7 +88,7 @@ def alarm_journal_query(
 ) -> Select[Any]:
     """The caller's journal lines in ``[start, end)``, optionally of one device or priority."""
     query = where_visible(select(AlarmEvent), AlarmEvent.enterprise_id, principal).where(
-        AlarmEvent.ts_us >= _us(start), AlarmEvent.ts_us < _us(end)
+        AlarmEvent.ts_us >= epoch_us(start), AlarmEvent.ts_us < epoch_us(end)
     )
     if device_id is not None:
         query = query.where(AlarmEvent.device_id == device_id)
@@ -125,7 +122,7 @@ def alarm_rows(
             return
         for row in rows:
             yield (
-                datetime.fromtimestamp(row.ts_us / 1e6, UTC),
+                from_epoch_us(row.ts_us),
                 row.alarm_id,
                 row.rule_name,
                 row.device_id,

@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from clusterbrain.devices.service import get_device
 from clusterbrain.platform.errors import InvalidInput
 from clusterbrain.platform.export import streamed_export
-from clusterbrain.platform.web import PrincipalDep, SessionDep
+from clusterbrain.platform.web import PrincipalDep, SessionDep, checked_range
 from clusterbrain.telemetry import dead_letters, schemas
 from clusterbrain.telemetry.export import POINT_EXPORT_COLUMNS, point_rows
 from clusterbrain.telemetry.models import DeadLetter
@@ -43,12 +43,6 @@ def parse_bucket(text: str | None) -> timedelta | None:
     if match is None or int(match.group(1)) == 0:
         raise InvalidInput("bucket must look like 10s, 5m, 1h or 1d", field="bucket")
     return timedelta(seconds=int(match.group(1)) * BUCKET_UNITS[match.group(2)])
-
-
-def _aware(value: datetime, field: str) -> datetime:
-    if value.tzinfo is None:
-        raise InvalidInput("timestamps need a time zone (e.g. Z or +08:00)", field=field)
-    return value
 
 
 @router.get(
@@ -88,9 +82,7 @@ def range_query(
     agg: Aggregate = Aggregate.AVG,
 ) -> schemas.RangeOut:
     device = get_device(session, principal, device_id)
-    start, end = _aware(start, "from"), _aware(end, "to")
-    if end <= start:
-        raise InvalidInput("'to' must be after 'from'", field="to")
+    start, end = checked_range(start, end)
     step = parse_bucket(bucket)
     table = store.query_range(device.id, tag, start, end, step, agg)
     truncated = step is None and table.num_rows > MAX_RAW_POINTS
@@ -134,9 +126,7 @@ def export_telemetry(
 ) -> StreamingResponse:
     """Raw points of any range as CSV or Excel, streamed (never loaded whole)."""
     device = get_device(session, principal, device_id)
-    start, end = _aware(start, "from"), _aware(end, "to")
-    if end <= start:
-        raise InvalidInput("'to' must be after 'from'", field="to")
+    start, end = checked_range(start, end)
     rows = point_rows(store, device.id, tag, start, end)
     tmp = request.app.state.settings.var_dir / "exports"
     body, media, headers = streamed_export(
