@@ -203,20 +203,28 @@ def test_alarm_e_mail_goes_through_a_real_smtp_server(
         server.stop()
 
 
-def test_alarm_events_export_as_csv_and_xlsx(
-    client: TestClient, world: World, tmp_path: Path
-) -> None:
-    rule = client.post(
+def _hot_rule(
+    client: TestClient, world: World, name: str, limit: float, priority: str = "medium"
+) -> int:
+    """A threshold rule ``temperature > limit`` on tenant A's device; returns its id."""
+    created = client.post(
         "/api/v1/alarm-rules",
         json={
             "device_id": world.a.device_id,
-            "name": "Barrel too hot 料筒超温",
-            "priority": "high",
-            "definition": {"type": "threshold", "tag": "temperature", "op": ">", "limit": 250},
+            "name": name,
+            "priority": priority,
+            "definition": {"type": "threshold", "tag": "temperature", "op": ">", "limit": limit},
         },
         headers=world.a.headers,
     )
-    assert rule.status_code == 201, rule.text
+    assert created.status_code == 201, created.text
+    return int(created.json()["id"])
+
+
+def test_alarm_events_export_as_csv_and_xlsx(
+    client: TestClient, world: World, tmp_path: Path
+) -> None:
+    _hot_rule(client, world, "Barrel too hot 料筒超温", 250, priority="high")
     _post(client, world, {"temperature": 262.5})
     alarms = _wait(lambda: client.get("/api/v1/alarms", headers=world.a.headers).json())
     alarm_id = alarms[0]["id"]
@@ -287,16 +295,7 @@ def test_alarm_events_export_as_csv_and_xlsx(
 def test_a_long_lived_alarm_keeps_its_whole_journal_and_a_short_document(
     client: TestClient, runtime: Runtime, world: World
 ) -> None:
-    rule = client.post(
-        "/api/v1/alarm-rules",
-        json={
-            "device_id": world.a.device_id,
-            "name": "Flapping 反复报警",
-            "definition": {"type": "threshold", "tag": "temperature", "op": ">", "limit": 250},
-        },
-        headers=world.a.headers,
-    )
-    assert rule.status_code == 201, rule.text
+    _hot_rule(client, world, "Flapping 反复报警", 250)
     columns = PointColumns()
     start_us = int(datetime(2026, 3, 2, tzinfo=UTC).timestamp() * 1e6)
     for n in range(80):  # 40 occurrences: 40 raised, 40 cleared
@@ -337,16 +336,7 @@ def test_a_new_rule_is_seen_even_if_the_engine_reloads_at_once(
         engine._ensure_rules()
 
     monkeypatch.setattr(engine, "reload", reload_and_read_now)
-    rule = client.post(
-        "/api/v1/alarm-rules",
-        json={
-            "device_id": world.a.device_id,
-            "name": "hot",
-            "definition": {"type": "threshold", "tag": "temperature", "op": ">", "limit": 10},
-        },
-        headers=world.a.headers,
-    )
-    assert rule.status_code == 201
+    _hot_rule(client, world, "hot", 10)
     assert world.a.device_id in engine._rulesets
 
 
@@ -365,34 +355,16 @@ def test_an_active_alarm_still_clears_after_the_rules_are_edited(
 ) -> None:
     """Editing any rule rebuilds the engine's rule sets; conditions must carry over."""
 
-    def rule(name: str, limit: float) -> int:
-        created = client.post(
-            "/api/v1/alarm-rules",
-            json={
-                "device_id": world.a.device_id,
-                "name": name,
-                "definition": {
-                    "type": "threshold",
-                    "tag": "temperature",
-                    "op": ">",
-                    "limit": limit,
-                },
-            },
-            headers=world.a.headers,
-        )
-        assert created.status_code == 201, created.text
-        return int(created.json()["id"])
-
     def states() -> dict[str, str]:
         alarms = client.get(
             "/api/v1/alarms", params={"include_normal": True}, headers=world.a.headers
         ).json()
         return {a["rule_name"]: a["state"] for a in alarms}
 
-    hot = rule("hot", 250)
+    hot = _hot_rule(client, world, "hot", 250)
     runtime.alarms.process(_temperatures(world, 0, 300.0))
     assert states() == {"hot": "unack_active"}
-    rule("very hot", 400)  # an unchanged rule keeps its evaluator
+    _hot_rule(client, world, "very hot", 400)  # an unchanged rule keeps its evaluator
     runtime.alarms.process(_temperatures(world, 1, 200.0))
     assert states() == {"hot": "unack_rtn"}
     runtime.alarms.process(_temperatures(world, 2, 300.0))
