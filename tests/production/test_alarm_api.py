@@ -296,18 +296,8 @@ def test_a_long_lived_alarm_keeps_its_whole_journal_and_a_short_document(
     client: TestClient, runtime: Runtime, world: World
 ) -> None:
     _hot_rule(client, world, "Flapping 反复报警", 250)
-    columns = PointColumns()
-    start_us = int(datetime(2026, 3, 2, tzinfo=UTC).timestamp() * 1e6)
-    for n in range(80):  # 40 occurrences: 40 raised, 40 cleared
-        columns.append(
-            world.a.device_id,
-            "temperature",
-            start_us + n * 1_000_000,
-            300.0 - 100.0 * (n % 2),
-            None,
-            0,
-        )
-    runtime.alarms.process(columns.to_table())
+    flapping = [300.0 - 100.0 * (n % 2) for n in range(80)]  # 40 raised, 40 cleared
+    runtime.alarms.process(_temperatures(world, 0, *flapping))
     alarms = client.get(
         "/api/v1/alarms", params={"include_normal": True}, headers=world.a.headers
     ).json()
