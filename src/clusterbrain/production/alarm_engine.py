@@ -40,6 +40,7 @@ from clusterbrain.production.rules import (
     Transition,
     parse_rule,
 )
+from clusterbrain.telemetry.store import rows_by_device
 
 log = logging.getLogger(__name__)
 DOCUMENT_HISTORY = 50  # history lines kept in an alarm's document; all of them in alarm_events
@@ -163,8 +164,7 @@ class AlarmEngine:
             if not self._rulesets:
                 return
             mine = table.filter(pc.is_in(table["device_id"], pa.array(list(self._rulesets))))
-            for device_id in set(mine.column("device_id").to_pylist()):
-                rows = mine.filter(pc.equal(mine["device_id"], device_id))
+            for device_id, rows in rows_by_device(mine).items():
                 result = self._rulesets[device_id].evaluate(_samples(rows))
                 self._handle(result)
 

@@ -330,3 +330,25 @@ class SeriesCache:
 
     def clear(self) -> None:
         self._ids.clear()
+
+
+def rows_by_device(table: pa.Table) -> dict[str, pa.Table]:
+    """A batch of points split by device: each device's rows, in the batch's order.
+
+    One stable sort and zero-copy slices, instead of filtering the whole batch once per device.
+
+    >>> batch = pa.table({"device_id": ["b", "a", "b"], "value": [1.0, 2.0, 3.0]})
+    >>> {d: rows["value"].to_pylist() for d, rows in rows_by_device(batch).items()}
+    {'a': [2.0], 'b': [1.0, 3.0]}
+    """
+    if table.num_rows == 0:
+        return {}
+    order = pc.sort_indices(table, sort_keys=[("device_id", "ascending")])
+    ordered = table.take(order).combine_chunks()
+    runs = pc.run_end_encode(ordered["device_id"].chunk(0))
+    parts: dict[str, pa.Table] = {}
+    start = 0
+    for device_id, end in zip(runs.values.to_pylist(), runs.run_ends.to_pylist(), strict=True):
+        parts[str(device_id)] = ordered.slice(start, end - start)
+        start = end
+    return parts
