@@ -299,8 +299,6 @@ def _save(session: Session, record: AlarmRecord, rule: AlarmRule, alarm: Alarm, 
     new. Trimming keeps the document (rewritten on every change) small however long the alarm
     lives; the whole history stays in ``alarm_events``.
     """
-    if record.id is None:
-        session.flush()
     session.add_all(
         AlarmEvent(
             enterprise_id=record.enterprise_id,
