@@ -1,10 +1,13 @@
-"""Helpers shared by the benchmarks: machine description, result files, a throwaway database."""
+"""Helpers shared by the benchmarks: machine description, result files, a throwaway database,
+free ports and stopping child processes."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+import socket
+import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -68,3 +71,20 @@ def fresh_postgres_database(admin_url: str = POSTGRES_ADMIN_URL) -> Iterator[str
     finally:
         with psycopg.connect(admin_url, autocommit=True) as con:
             con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stop_process(process: subprocess.Popen[Any], grace_s: float = 30.0) -> None:
+    """SIGTERM, and SIGKILL if it has not ended within ``grace_s``."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)

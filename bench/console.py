@@ -80,7 +80,7 @@ from clusterbrain.production.states import MachineState
 from clusterbrain.sim.signals import make_model
 from clusterbrain.telemetry.decode import PointColumns
 from clusterbrain.ui.overview import TEXT as OVERVIEW_TEXT
-from common import machine, write_results
+from common import free_port, machine, stop_process, write_results
 from support.mosquitto import MosquittoProcess
 
 OVERVIEW_TARGET_S = 1.5
@@ -88,14 +88,6 @@ TREND_TARGET_S = 1.0
 STATE_TARGET_S = 2.0
 TILES = '[data-testid^="machine-"]'
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -192,25 +184,15 @@ class Platform:
     def stop_simulator(self) -> None:
         for name, process in self.processes:
             if name == "simulate":
-                _terminate(process)
+                stop_process(process)
 
     def stop(self) -> None:
         for _, process in reversed(self.processes):
-            _terminate(process)
+            stop_process(process)
         if self.tap is not None:
             self.tap.stop()
         if self.broker is not None:
             self.broker.stop()
-
-
-def _terminate(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
 
 
 def _spawn(
@@ -239,7 +221,7 @@ def _await_health(folder: Path, platform: Platform, log: str) -> None:
 
 
 def _start_demo(folder: Path, machines: int) -> Platform:
-    port, mqtt_port = _free_port(), _free_port()
+    port, mqtt_port = free_port(), free_port()
     arguments = [
         "demo", "--port", str(port), "--mqtt-port", str(mqtt_port), "--enterprises", "1",
         "--machines", str(machines), "--var-dir", str(folder), "--history-hours", "0",
@@ -257,7 +239,7 @@ def _start_production(folder: Path, machines: int, fault_rate: float) -> Platfor
     processes on the provisioned folder; returns once every machine's samples pass the broker."""
     broker = MosquittoProcess(folder / "mosquitto", dynsec=True).start()
     admin, admin_password = broker.admin_credentials
-    port = _free_port()
+    port = free_port()
     env = {
         "CLUSTERBRAIN_VAR_DIR": str(folder),
         "CLUSTERBRAIN_MQTT_HOST": broker.host,

@@ -51,7 +51,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, write_results
+from common import free_port, machine, stop_process, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -81,14 +81,6 @@ PLAN = Plan()
 # --- processes -------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def process(args: list[str], ready: str, log: Path, timeout: float = 120.0) -> Iterator[Any]:
     """A child process, once a line containing ``ready`` was printed; SIGTERM at the end."""
@@ -115,13 +107,7 @@ def process(args: list[str], ready: str, log: Path, timeout: float = 120.0) -> I
     try:
         yield child
     finally:
-        if child.poll() is None:
-            child.terminate()
-        try:
-            child.wait(30)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait(5)
+        stop_process(child)
         handle.close()
 
 
