@@ -129,15 +129,18 @@ def test_discover_the_simulated_opcua_server_and_create_a_profile(
     page.get_by_test_id("discovery-profile-name").fill(PROFILE)
     screenshot(page, "gateways-discovery", "zh-CN")
     page.get_by_test_id("discovery-create").click()
+    # the node list and the notice arrive together; a busy server may take a while to send them
+    expect(page.get_by_test_id("discovery-nodes")).to_contain_text(
+        "tag: spindle_speed", timeout=30_000
+    )
     expect(page.get_by_text(f"已创建设备模板 {PROFILE}，共 3 个数据点")).to_be_visible()
-    expect(page.get_by_test_id("discovery-nodes")).to_contain_text("tag: spindle_speed")
     nodes = page.get_by_test_id("discovery-nodes").inner_text()
     assert "tag: spindle_speed" in nodes and "CNC1.Spindle.Override" in nodes, nodes
     assert "writable: true" in nodes and "max_value: 120.0" in nodes, nodes
     assert endpoint in nodes
 
     page.get_by_test_id("discovery-create").click()  # the same name again
-    expect(page.get_by_text(f"已存在名为 {PROFILE} 的设备模板")).to_be_visible()
+    expect(page.get_by_text(f"已存在名为 {PROFILE} 的设备模板")).to_be_visible(timeout=15_000)
 
     profiles = _api(console, "/api/v1/device-profiles", _token(console, "manager1"))
     made = next(p for p in profiles if p["name"] == PROFILE)

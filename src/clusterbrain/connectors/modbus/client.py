@@ -17,17 +17,25 @@ months needs:
   poll of a dead device does not flood the uplink with copies of the same news.
 - One pymodbus client per connection, dropped whole when the connection is, and one request at a
   time per connection; nothing accumulates per failure.
+- The next request goes out before the last answer is decoded: decoding, BAD bookkeeping and
+  handing readings to ``emit`` run as soon as the polling task waits for the device, in the order
+  the answers came. Modbus allows one request at a time on most devices, so the time the device
+  takes to answer is the time the gateway has for its own work; doing that work in between
+  requests instead made every round trip longer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import NoReturn, cast
 
 from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.exceptions import ModbusIOException
 from pymodbus.pdu import ModbusPDU
 
 from clusterbrain.connectors.modbus.registers import (
@@ -110,12 +118,12 @@ class _Link:
         """The task waiting for an answer, cancelled when the connection fails meanwhile."""
         self._interrupted = False
         self._request = b""
-        # Our own deadline runs every request, so pymodbus's (it also bounds the connect) is
-        # longer; its own reconnecting and retrying are off, both are done here.
+        # pymodbus's deadline bounds each request (``open`` bounds the connect with its own);
+        # its own reconnecting and retrying are off, both are done here.
         self._client = AsyncModbusTcpClient(
             host,
             port=port,
-            timeout=2 * request_timeout_s,
+            timeout=request_timeout_s,
             retries=0,
             reconnect_delay=0,
             trace_packet=self._on_packet,
@@ -147,9 +155,10 @@ class _Link:
     async def call(self, send: Callable[[AsyncModbusTcpClient], Awaitable[ModbusPDU]]) -> ModbusPDU:
         """Send one request and return its answer; LinkError when none usable came in time.
 
-        The request runs in the caller's task, under our deadline; a failure seen on the socket
-        cancels that wait at once. (A task per request, raced against the failure with
-        ``asyncio.wait``, cost as much CPU as decoding the answer.)
+        The request runs in the caller's task, under pymodbus's deadline; a failure seen on the
+        socket cancels that wait at once. (A task per request, raced against the failure with
+        ``asyncio.wait``, cost as much CPU as decoding the answer; a second deadline of our own
+        around pymodbus's cost a tenth of the round trip.)
         """
         if self._failure.done():
             raise LinkError(self._failure.result())
@@ -157,10 +166,12 @@ class _Link:
         assert task is not None
         self._waiter, self._interrupted = task, False
         try:
-            async with asyncio.timeout(self._timeout):
-                return await send(self._client)
-        except TimeoutError:
-            raise LinkError(self._why(f"no answer within {self._timeout:g} s")) from None
+            return await send(self._client)
+        except ModbusIOException as exc:
+            # pymodbus's words for its deadline passing ("No response received after 0 retries")
+            late = "no response" in str(exc).lower()
+            reason = f"no answer within {self._timeout:g} s" if late else str(exc)
+            raise LinkError(self._why(reason)) from None
         except asyncio.CancelledError:
             if not self._interrupted or task.uncancel() > 0:
                 raise  # cancelled from outside (the gateway stopping), not by a failure here
@@ -277,6 +288,8 @@ class ModbusSource:
         self._ever_connected = False
         self._bad: set[str] = set()
         self._backoff = Backoff(connection.reconnect_initial_s, connection.reconnect_max_s)
+        self._later: deque[Callable[[], None]] = deque()
+        """Work on answers already in, done while the device works on the next request."""
 
     @property
     def blocks(self) -> list[Block]:
@@ -299,6 +312,7 @@ class ModbusSource:
                 except Exception as exc:  # a bug must cost a reconnect, never the gateway
                     self._count_error(f"unexpected {type(exc).__name__}: {exc}")
                 self._drop_link()
+                self._catch_up()
                 if stop.is_set():
                     break  # stopping is no outage: the values were good until now
                 self._report_bad(emit, [t for d, _ in self._plans for t in d.tags])
@@ -306,6 +320,24 @@ class ModbusSource:
                     break
         finally:
             self._drop_link()
+            self._catch_up()
+
+    def _defer(self, work: Callable[[], None]) -> None:
+        """Do ``work`` once the polling task waits, after the work deferred before it."""
+        self._later.append(work)
+        if len(self._later) == 1:
+            asyncio.get_running_loop().call_soon(self._catch_up)
+
+    def _catch_up(self) -> None:
+        """Do all deferred work now, in order."""
+        later = self._later
+        while later:
+            work = later[0]
+            try:
+                work()
+            except Exception as exc:  # a bug must cost one answer, never the gateway
+                self._count_error(f"unexpected {type(exc).__name__}: {exc}")
+            later.popleft()
 
     async def _poll_until_lost(self, emit: Emit, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
@@ -316,10 +348,7 @@ class ModbusSource:
             if delay > 0 and await _stopped_within(stop, delay):
                 return
             device, blocks = self._plans[index]
-            readings, lost = await self._poll(device, blocks)
-            if readings:
-                emit(readings)
-            if lost:
+            if await self._poll(device, blocks, emit):
                 return
             due[index] += device.poll_interval_s
             if due[index] < loop.time():
@@ -327,24 +356,49 @@ class ModbusSource:
                 self.counters.extra["overruns"] += 1
                 due[index] = loop.time()
 
-    async def _poll(self, device: ModbusDevice, reads: list[_Read]) -> tuple[list[Item], bool]:
-        """One poll of one device: its readings, and whether the connection was lost."""
+    async def _poll(self, device: ModbusDevice, reads: list[_Read], emit: Emit) -> bool:
+        """One poll of one device, its readings emitted in one batch; True if the link was lost.
+
+        Each answer is decoded after the next request has gone out (``_defer``).
+        """
         readings: list[Item] = []
         for position, read in enumerate(reads):
             try:
                 data = await self._read(read)
-                ts = self._clock()
-                values = read.decode(data)
             except LinkError:
-                later = [tag for r in reads[position:] for tag in r.block.tags]
-                readings.extend(self._bad_readings(later))
-                return readings, True
-            except (DeviceAnswer, ValueError) as exc:
-                self._block_failed(device, read.block, exc, readings)
+                unread = [tag for r in reads[position:] for tag in r.block.tags]
+                self._defer(partial(self._finish_poll, emit, readings, unread))
+                return True
+            except DeviceAnswer as exc:
+                self._defer(partial(self._block_failed, device, read.block, exc, readings))
                 continue
+            ts = self._clock()
             self._backoff.reset()
-            self._add_readings(read.block, values, ts, readings)
-        return readings, False
+            self._defer(partial(self._decoded, device, read, data, ts, readings))
+        self._defer(partial(self._finish_poll, emit, readings, ()))
+        return False
+
+    def _decoded(
+        self,
+        device: ModbusDevice,
+        read: _Read,
+        data: Sequence[int] | Sequence[bool],
+        ts: int,
+        readings: list[Item],
+    ) -> None:
+        try:
+            values = read.decode(data)
+        except ValueError as exc:
+            self._block_failed(device, read.block, exc, readings)
+            return
+        self._add_readings(read.block, values, ts, readings)
+
+    def _finish_poll(self, emit: Emit, readings: list[Item], unread: Sequence[ModbusTag]) -> None:
+        """Emit a poll's readings, with BAD for the tags it could not read (the link failed)."""
+        if unread:
+            readings.extend(self._bad_readings(unread))
+        if readings:
+            emit(readings)
 
     def _block_failed(
         self, device: ModbusDevice, block: Block, exc: Exception, readings: list[Item]
