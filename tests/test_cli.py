@@ -721,3 +721,87 @@ def test_simulate_runs_beside_a_process_that_holds_the_duckdb_store(
         peer.close()
     finally:
         holder.communicate(timeout=10)
+
+
+def test_alarm_rule_commands_add_list_edit_delete(env: Settings, tmp_path: Path) -> None:
+    from sqlalchemy import select
+
+    from clusterbrain.platform.db import session_scope
+    from clusterbrain.production.models import AlarmRule
+
+    runtime = Runtime(env)
+    world = seed_world(runtime)
+    runtime.close()
+    runner = CliRunner()
+    device = world.a.device_id
+
+    def stored() -> list[AlarmRule]:
+        runtime = Runtime(env)
+        try:
+            with session_scope(runtime.sessions) as session:
+                rules = session.scalars(select(AlarmRule).order_by(AlarmRule.id)).all()
+                session.expunge_all()
+                return list(rules)
+        finally:
+            runtime.close()
+
+    threshold = '{"type": "threshold", "tag": "temperature", "op": ">", "limit": 80}'
+    added = runner.invoke(
+        app,
+        [
+            "alarms", "rules", "add", "--device", device, "--name", "Oil hot 油温高",
+            "--definition", threshold, "--priority", "high", "--email", "a@example.com",
+            "--email", "b@example.com",
+        ],
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    (rule,) = stored()
+    assert (rule.name, rule.priority, rule.enterprise_id) == (
+        "Oil hot 油温高",
+        "high",
+        world.a.enterprise_id,
+    )
+    assert rule.definition["limit"] == 80 and rule.emails == ["a@example.com", "b@example.com"]
+    assert "Oil hot 油温高" in added.output
+
+    document = tmp_path / "rule.yaml"
+    document.write_text("type: threshold\ntag: temperature\nop: '>'\nlimit: 95\ndeadband: 2\n")
+    edited = runner.invoke(
+        app, ["alarms", "rules", "edit", str(rule.id), "--definition", f"@{document}"]
+    )
+    assert edited.exit_code == 0, edited.output
+    (changed,) = stored()
+    assert changed.definition["limit"] == 95 and changed.definition["deadband"] == 2
+    assert (changed.name, changed.priority, changed.emails) == (rule.name, "high", rule.emails)
+    assert changed.updated_at > rule.updated_at  # what a running server's engine watches
+    assert (
+        runner.invoke(app, ["alarms", "rules", "edit", str(rule.id), "--disabled"]).exit_code == 0
+    )
+    assert not stored()[0].enabled
+
+    listed = runner.invoke(app, ["alarms", "rules", "list", "--device", device])
+    assert listed.exit_code == 0 and "Oil hot 油温高" in listed.output and "95" in listed.output
+    assert "Oil hot" not in runner.invoke(app, ["alarms", "rules", "list", "--device", "x"]).output
+
+    base = ["alarms", "rules", "add", "--device", device, "--name", "bad"]
+    _refused(runner.invoke(app, base), "--definition", "required")
+    _refused(runner.invoke(app, [*base, "--definition", "{oops"]), "--definition", "YAML")
+    _refused(runner.invoke(app, [*base, "--definition", "@/nowhere.yaml"]), "--definition")
+    _refused(
+        runner.invoke(app, [*base, "--definition", '{"type": "threshold", "tag": "t"}']),
+        "definition",
+    )
+    _refused(
+        runner.invoke(app, [*base, "--definition", threshold, "--priority", "hot"]), "--priority"
+    )
+    _refused(
+        runner.invoke(app, ["alarms", "rules", "add", "--device", "nope", "--name", "x",
+                            "--definition", threshold]),
+        "nope",
+    )  # fmt: skip
+    assert len(stored()) == 1  # nothing refused was saved
+
+    deleted = runner.invoke(app, ["alarms", "rules", "delete", str(rule.id)])
+    assert deleted.exit_code == 0 and f"alarm rule {rule.id} deleted" in deleted.output
+    assert stored() == []
+    _refused(runner.invoke(app, ["alarms", "rules", "delete", str(rule.id)]), "not found")

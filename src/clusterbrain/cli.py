@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -1581,6 +1581,196 @@ def alarms_unsuppress(alarm_id: AlarmId) -> None:
     from clusterbrain.production import alarm_api
 
     _alarm_action(lambda s, p, e: alarm_api.unsuppress(alarm_id, s, p, e))
+
+
+# --- alarm rules ----------------------------------------------------------------------------------
+
+rules_app = typer.Typer(
+    help="Alarm rules (a running server picks up changes within a few seconds).",
+    no_args_is_help=True,
+)
+alarms_app.add_typer(rules_app, name="rules")
+
+RULE_OPTIONS = {
+    "device_id": "--device",
+    "name": "--name",
+    "definition": "--definition",
+    "priority": "--priority",
+    "message": "--message",
+    "webhook_url": "--webhook",
+    "emails": "--email",
+    "enabled": "--enabled",
+}
+RuleId = Annotated[int, typer.Argument(help="Rule id, as `alarms rules list` shows it.")]
+DefinitionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--definition",
+        help="The rule document as JSON, or @file with JSON or YAML (see docs/alarms.md).",
+    ),
+]
+PriorityOption = Annotated[
+    str | None, typer.Option(help="low, medium, high or critical (default medium).")
+]
+MessageOption = Annotated[str | None, typer.Option(help="Text of the notification.")]
+WebhookOption = Annotated[str | None, typer.Option("--webhook", help="URL to POST alarms to.")]
+EmailOption = Annotated[
+    list[str] | None, typer.Option("--email", help="Address to e-mail (repeat for several).")
+]
+EnabledOption = Annotated[
+    bool | None, typer.Option("--enabled/--disabled", help="Evaluate the rule or not.")
+]
+
+
+def _rule_definition(text: str) -> dict[str, Any]:
+    """--definition: JSON inline, or @path to a JSON or YAML file."""
+    import yaml
+
+    from clusterbrain.platform.errors import InvalidInput
+
+    if text.startswith("@"):
+        path = Path(text[1:])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InvalidInput(f"--definition: cannot read {path}: {exc.strerror}") from exc
+    try:
+        document = yaml.safe_load(text)  # JSON is YAML
+    except yaml.YAMLError as exc:
+        reason = " ".join(str(exc).split())
+        raise InvalidInput(f"--definition: not JSON or YAML: {reason}") from exc
+    if not isinstance(document, dict):
+        raise InvalidInput('--definition: must be a document like {"type": "threshold", ...}')
+    return document
+
+
+def _rules_table(rules: Iterable[Any]) -> Table:
+    table = Table("id", "enterprise", "device", "name", "priority", "enabled", "definition")
+    for rule in rules:
+        enabled = "yes" if rule.enabled else f"no {rule.disabled_reason}".strip()
+        table.add_row(
+            str(rule.id),
+            str(rule.enterprise_id),
+            rule.device_id,
+            rule.name,
+            rule.priority,
+            enabled,
+            json.dumps(rule.definition, ensure_ascii=False),
+        )
+    return table
+
+
+def _rule_command(act: Callable[[Session, Principal, AlarmEngine], Any]) -> None:
+    """Run one of the alarm API's rule operations as the platform admin; print the rule."""
+    from clusterbrain.platform.db import session_scope
+
+    runtime = _admin_context()
+    try:
+        with _refusals(), session_scope(runtime.sessions) as session:
+            rule = act(session, _admin_principal(session), runtime.alarms)
+            if rule is not None:
+                console.print(_rules_table([rule]))
+    finally:
+        runtime.close()
+
+
+@rules_app.command("list")
+def rules_list(
+    device: Annotated[str | None, typer.Option(help="Only this device's rules.")] = None,
+) -> None:
+    """Every alarm rule, or one device's."""
+    from clusterbrain.production import alarm_api
+
+    def act(session: Session, principal: Principal, _engine: AlarmEngine) -> None:
+        rules = cast(Iterable[Any], alarm_api.list_rules(session, principal))
+        console.print(_rules_table(r for r in rules if device in (None, r.device_id)))
+
+    _rule_command(act)
+
+
+@rules_app.command("add")
+def rules_add(
+    device: Annotated[str, typer.Option(help="Device whose signals the rule watches.")],
+    name: Annotated[str, typer.Option(help="Name shown with its alarms.")],
+    definition: DefinitionOption = None,
+    priority: PriorityOption = None,
+    message: MessageOption = None,
+    webhook: WebhookOption = None,
+    email: EmailOption = None,
+    enabled: EnabledOption = None,
+) -> None:
+    """Add a rule: threshold, rate of change, no data, state duration or expression."""
+    from clusterbrain.platform.errors import InvalidInput
+    from clusterbrain.production import alarm_api
+
+    given = {
+        "priority": priority,
+        "message": message,
+        "webhook_url": webhook,
+        "emails": email or None,
+        "enabled": enabled,
+    }
+
+    def act(session: Session, principal: Principal, engine: AlarmEngine) -> Any:
+        if definition is None:
+            raise InvalidInput("--definition: required, e.g. --definition @rule.yaml")
+        data: dict[str, Any] = {"device_id": device, "name": name}
+        data["definition"] = _rule_definition(definition)
+        data |= {k: v for k, v in given.items() if v is not None}
+        body = _checked(alarm_api.AlarmRuleIn, data, RULE_OPTIONS)
+        return alarm_api.create_rule(body, session, principal, engine)
+
+    _rule_command(act)
+
+
+@rules_app.command("edit")
+def rules_edit(
+    rule_id: RuleId,
+    device: Annotated[str | None, typer.Option(help="Move the rule to another device.")] = None,
+    name: Annotated[str | None, typer.Option(help="New name.")] = None,
+    definition: DefinitionOption = None,
+    priority: PriorityOption = None,
+    message: MessageOption = None,
+    webhook: WebhookOption = None,
+    email: EmailOption = None,
+    enabled: EnabledOption = None,
+) -> None:
+    """Change what is given and keep the rest; saving re-enables the rule unless --disabled."""
+    from clusterbrain.production import alarm_api
+
+    given = {
+        "device_id": device,
+        "name": name,
+        "priority": priority,
+        "message": message,
+        "webhook_url": webhook,
+        "emails": email or None,
+        "enabled": enabled,
+    }
+
+    def act(session: Session, principal: Principal, engine: AlarmEngine) -> Any:
+        rule = alarm_api.get_rule(rule_id, session, principal)
+        data = alarm_api.AlarmRuleIn.model_validate(rule, from_attributes=True).model_dump()
+        data["enabled"] = True  # as the API's PUT: saving a rule disabled by an error retries it
+        data |= {k: v for k, v in given.items() if v is not None}
+        if definition is not None:
+            data["definition"] = _rule_definition(definition)
+        body = _checked(alarm_api.AlarmRuleIn, data, RULE_OPTIONS)
+        return alarm_api.update_rule(rule_id, body, session, principal, engine)
+
+    _rule_command(act)
+
+
+@rules_app.command("delete")
+def rules_delete(rule_id: RuleId) -> None:
+    """Delete a rule and its alarm (the alarm journal keeps its history)."""
+    from clusterbrain.production import alarm_api
+
+    def act(session: Session, principal: Principal, engine: AlarmEngine) -> None:
+        alarm_api.delete_rule(rule_id, session, principal, engine)
+        console.print(f"alarm rule {rule_id} deleted")
+
+    _rule_command(act)
 
 
 @telemetry_app.command("prune")

@@ -2,18 +2,44 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from clusterbrain.devices.models import Device, DeviceProfile
-from clusterbrain.platform.db import Base, make_engine
+from clusterbrain.platform.db import Base, UTCDateTime, make_engine
 from clusterbrain.platform.migrate import current_tables, upgrade
 from clusterbrain.platform.model_registry import import_all_models
 from clusterbrain.platform.models import Cluster, Enterprise
 from clusterbrain.production.alarms import Alarm, Priority
 from clusterbrain.production.models import AlarmEvent, AlarmRecord, AlarmRule
+
+CREATED = datetime(2026, 11, 2, 8, 30, tzinfo=UTC)
+RULES_0010 = sa.table(
+    "alarm_rules",
+    *(
+        sa.column(name)
+        for name in (
+            "id",
+            "enterprise_id",
+            "device_id",
+            "name",
+            "priority",
+            "message",
+            "enabled",
+            "disabled_reason",
+            "webhook_url",
+        )
+    ),
+    sa.column("definition", sa.JSON()),
+    sa.column("emails", sa.JSON()),
+    sa.column("created_at", UTCDateTime()),
+)
+"""alarm_rules as revision 0010 left it (the model has columns added since)."""
 
 
 def test_upgrade_matches_models_and_is_repeatable(metadata_url: str) -> None:
@@ -67,20 +93,27 @@ def test_alarm_history_moves_into_the_journal(metadata_url: str) -> None:
                     secret_hash="x",
                 )
             )
-            rule = AlarmRule(
-                enterprise_id=enterprise.id,
-                device_id="press-1",
-                name="Oil hot 油温高",
-                definition={"type": "threshold", "tag": "t", "op": ">", "limit": 1},
-                priority="high",
-                emails=[],
+            session.execute(
+                insert(RULES_0010),
+                {
+                    "enterprise_id": enterprise.id,
+                    "device_id": "press-1",
+                    "name": "Oil hot 油温高",
+                    "definition": {"type": "threshold", "tag": "t", "op": ">", "limit": 1},
+                    "priority": "high",
+                    "message": "",
+                    "enabled": True,
+                    "disabled_reason": "",
+                    "webhook_url": "",
+                    "emails": [],
+                    "created_at": CREATED,
+                },
             )
-            session.add(rule)
-            session.flush()
+            rule_id = session.execute(select(RULES_0010.c.id)).scalar_one()
             session.add(
                 AlarmRecord(
                     enterprise_id=enterprise.id,
-                    rule_id=rule.id,
+                    rule_id=rule_id,
                     state="unack_rtn",
                     priority="high",
                     document=document,
@@ -90,6 +123,7 @@ def test_alarm_history_moves_into_the_journal(metadata_url: str) -> None:
         with Session(engine) as session:
             events = session.scalars(select(AlarmEvent).order_by(AlarmEvent.ts_us)).all()
             record = session.scalars(select(AlarmRecord)).one()
+            rule = session.scalars(select(AlarmRule)).one()
     finally:
         engine.dispose()
     assert [e.detail for e in events] == [f"line {n}" for n in range(120)]
@@ -99,3 +133,4 @@ def test_alarm_history_moves_into_the_journal(metadata_url: str) -> None:
     assert events[0].user == "li.wei" and events[1].user == ""
     kept = Alarm.from_dict(record.document).audit
     assert [a.detail for a in kept] == [f"line {n}" for n in range(70, 120)]
+    assert rule.updated_at == CREATED  # 0012: a rule's last change is its creation

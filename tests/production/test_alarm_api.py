@@ -371,3 +371,44 @@ def test_an_active_alarm_still_clears_after_the_rules_are_edited(
     assert edited.status_code == 200
     runtime.alarms.process(_temperatures(world, 3, 200.0))  # a changed rule resumes as active
     assert states()["hot"] == "unack_rtn"
+
+
+def test_rules_changed_by_another_process_are_picked_up_at_the_next_tick(
+    client: TestClient, runtime: Runtime, world: World
+) -> None:
+    """The shell edits rules in the database without telling the server's engine; the engine
+    notices at its next tick (every second) and evaluates the rules as they are now."""
+    from clusterbrain.production.models import AlarmRule
+
+    def states() -> dict[str, str]:
+        alarms = client.get(
+            "/api/v1/alarms", params={"include_normal": True}, headers=world.a.headers
+        ).json()
+        return {a["rule_name"]: a["state"] for a in alarms}
+
+    engine = runtime.alarms
+    hot = _hot_rule(client, world, "hot", 250)
+    engine.tick(int(time.time() * 1e6))
+    with session_scope(runtime.sessions) as session:  # as `clusterbrain alarms rules edit` does
+        rule = session.get(AlarmRule, hot)
+        assert rule is not None
+        rule.definition = {"type": "threshold", "tag": "temperature", "op": ">", "limit": 350}
+    engine.tick(int(time.time() * 1e6))
+    engine.process(_temperatures(world, 0, 300.0))
+    assert states() == {}  # the edited limit holds, not the one loaded before
+    with session_scope(runtime.sessions) as session:  # as `clusterbrain alarms rules add` does
+        session.add(
+            AlarmRule(
+                enterprise_id=world.a.enterprise_id,
+                device_id=world.a.device_id,
+                name="warm",
+                definition={"type": "threshold", "tag": "temperature", "op": ">", "limit": 280},
+            )
+        )
+    engine.tick(int(time.time() * 1e6))
+    engine.process(_temperatures(world, 1, 300.0))
+    assert states() == {"warm": "unack_active"}
+    with session_scope(runtime.sessions) as session:
+        session.delete(session.get(AlarmRule, hot))
+    engine.tick(int(time.time() * 1e6))
+    assert [int(r) for r in engine._rule_device] != [] and str(hot) not in engine._rule_device

@@ -15,11 +15,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from prometheus_client import CollectorRegistry, Counter
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from clusterbrain.platform.db import session_scope, utcnow
@@ -75,6 +76,7 @@ class AlarmEngine:
         self._rulesets: dict[str, RuleSet] = {}
         self._rule_device: dict[str, str] = {}
         self._dirty = True
+        self._mark: RulesMark | None = None
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         registry = registry or CollectorRegistry()
@@ -106,6 +108,12 @@ class AlarmEngine:
         """Rules changed: rebuild the rule sets before the next batch."""
         self._dirty = True
 
+    def _notice_changes(self) -> None:
+        """Rules edited by another process (the shell, another API worker) count as a reload."""
+        with session_scope(self._sessions) as session:
+            if _rules_mark(session) != self._mark:
+                self._dirty = True
+
     def observe(self, table: pa.Table) -> None:
         try:
             self._batches.put_nowait(table)
@@ -135,6 +143,7 @@ class AlarmEngine:
             return
         self._dirty = False
         with session_scope(self._sessions) as session:
+            self._mark = _rules_mark(session)
             rows = session.scalars(select(AlarmRule).where(AlarmRule.enabled.is_(True))).all()
             by_device: dict[str, list[object]] = {}
             self._rule_device = {}
@@ -169,8 +178,10 @@ class AlarmEngine:
                 self._handle(result)
 
     def tick(self, now_us: int) -> None:
-        """No-data rules, shelf expiry and escalation move on with time alone."""
+        """No-data rules, shelf expiry and escalation move on with time alone; rules changed
+        elsewhere are picked up here."""
         with self._lock:
+            self._notice_changes()
             self._ensure_rules()
             for ruleset in self._rulesets.values():
                 self._handle(ruleset.tick(now_us))
@@ -321,6 +332,17 @@ def _save(session: Session, record: AlarmRecord, rule: AlarmRule, alarm: Alarm, 
     record.state = alarm.state.value
     record.priority = alarm.priority.value
     record.updated_at = utcnow()
+
+
+RulesMark = tuple[int, int | None, datetime | None]
+"""How many rules, the newest id and the latest change: any edit, addition or deletion moves it."""
+
+
+def _rules_mark(session: Session) -> RulesMark:
+    count, newest, changed = session.execute(
+        select(func.count(AlarmRule.id), func.max(AlarmRule.id), func.max(AlarmRule.updated_at))
+    ).one()
+    return int(count), newest, changed
 
 
 def _text(payload: dict[str, object]) -> str:

@@ -157,6 +157,8 @@ class AlarmRule(Base):
     webhook_url: Mapped[str] = mapped_column(String(500), default="")
     emails: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    """Changed by every edit, wherever it comes from: a running alarm engine watches it."""
 
 
 class AlarmRecord(Base):
