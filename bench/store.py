@@ -10,9 +10,9 @@ binary COPY into a table without indexes. Batches are built before the clock sta
 
 ``--grow-hours`` then writes that many hours of 50 machines × 3 tags at 1 s into growing DuckDB
 files, an hour per write: the store as it is ("store": no key on points), the store on a file
-whose points table has the primary key DuckDB stores used to have ("keyed"), and a bare insert
-(series ids mapped, then into a table without key or rollups: "bare"); rates over the whole run, over its first and last
-tenth, and the file's bytes per point.
+whose points table has the primary key DuckDB stores used to have ("keyed"), and a bare
+insert (series ids mapped, then into a table without key or rollups: "bare"); rates over the
+whole run, over its first and last tenth, and the file's bytes per point.
 """
 
 from __future__ import annotations
