@@ -6,6 +6,7 @@ import itertools
 import time
 from datetime import timedelta
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
@@ -23,7 +24,8 @@ from clusterbrain.production.oee_service import (
     raw_counts,
     state_intervals,
 )
-from clusterbrain.production.tracking import ProductionTracker
+from clusterbrain.production.states import STATE_CODE
+from clusterbrain.production.tracking import Folded, ProductionTracker, _fold_states
 from clusterbrain.telemetry.decode import PointColumns
 from clusterbrain.telemetry.store import StoreUnavailable, TelemetryStore
 from support.production import CALENDAR, MIN, SHIFT_START, worked_shift_table
@@ -282,3 +284,58 @@ def test_a_tracker_behind_ingest_folds_the_queued_batches_together(
         SHIFT_START + timedelta(hours=12),
     )
     assert [i.state.value for i in found] == [s for s, _, _ in _stored(runtime, world, 12)]
+
+
+MACHINE_STATES = list(STATE_CODE)
+
+
+def _fold_one_by_one(
+    folded: Folded, hold_s: float | None, samples: list[tuple[int, str]]
+) -> list[tuple[int, str]]:
+    """The state fold written sample by sample: the reference for the array version."""
+    hold_us = None if hold_s is None else round(hold_s * 1e6)
+    made = []
+    for ts, state in samples:
+        last = folded.last_us
+        if last is not None and ts <= last:
+            continue
+        if folded.state is None or last is None:
+            made.append((ts, state))
+        elif hold_us is not None and ts - last > hold_us:
+            made += [(last + hold_us, "offline"), (ts, state)]
+        elif state != folded.state:
+            made.append((ts, state))
+        folded.state, folded.last_us = state, ts
+    return made
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    batches=st.lists(
+        st.lists(st.tuples(st.integers(0, 40), st.sampled_from(MACHINE_STATES)), max_size=12),
+        min_size=1,
+        max_size=4,
+    ),
+    hold_s=st.sampled_from([None, 5e-6, 12e-6]),
+    start=st.none() | st.tuples(st.integers(0, 20), st.sampled_from(MACHINE_STATES)),
+)
+def test_the_array_state_fold_equals_the_fold_sample_by_sample(
+    batches: list[list[tuple[int, str]]],
+    hold_s: float | None,
+    start: tuple[int, str] | None,
+) -> None:
+    """Duplicate times, samples older than the last one folded, gaps longer than the hold,
+    across batches: the same changes as folding one sample at a time."""
+    rules = DEFAULT_RULES.model_copy(update={"offline_after_s": hold_s})
+    mine, theirs = Folded(), Folded()
+    if start is not None:
+        mine.last_us, mine.state = start
+        theirs.last_us, theirs.state = start
+    for batch in batches:
+        samples = sorted(batch, key=lambda s: s[0])
+        out = PointColumns()
+        ts = np.array([t for t, _ in samples], dtype=np.int64)
+        codes = np.array([STATE_CODE[s] for _, s in samples], dtype=np.int8)
+        _fold_states(out, "d", mine, rules, ts, codes)
+        assert list(zip(out.ts, out.text, strict=True)) == _fold_one_by_one(theirs, hold_s, samples)
+        assert (mine.state, mine.last_us) == (theirs.state, theirs.last_us)

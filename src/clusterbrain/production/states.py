@@ -230,8 +230,8 @@ def _column(values: Any) -> npt.NDArray[Any]:
     if array.dtype.kind in "biuf":
         return array.astype(np.float64)
     array = np.asarray(values, dtype=object)
-    present = [v for v in array.tolist() if not _is_missing(v)]
-    if all(isinstance(v, int | float) for v in present):
+    present = array[~_missing(array)]
+    if all(isinstance(v, int | float) for v in present.tolist()):
         return np.array([np.nan if _is_missing(v) else float(v) for v in array], dtype=np.float64)
     return array
 
@@ -240,12 +240,18 @@ def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and value != value)
 
 
+def _missing(array: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
+    """``_is_missing`` of every element of an object array, in numpy's loops (NaN ≠ NaN).
+
+    >>> _missing(np.array(["run", None, float("nan"), 2.0], dtype=object)).tolist()
+    [False, True, True, False]
+    """
+    return np.asarray((array == None) | (array != array), dtype=bool)  # noqa: E711
+
+
 def _forward_fill(column: npt.NDArray[Any]) -> tuple[npt.NDArray[Any], npt.NDArray[np.bool_]]:
     """Each absent value replaced by the last one before it; also where any value is known."""
-    if column.dtype.kind == "f":
-        present = ~np.isnan(column)
-    else:
-        present = np.fromiter((not _is_missing(v) for v in column), bool, column.size)
+    present = ~np.isnan(column) if column.dtype.kind == "f" else ~_missing(column)
     last = np.where(present, np.arange(column.size), -1)
     np.maximum.accumulate(last, out=last)
     known = last >= 0
@@ -267,6 +273,11 @@ def sample_states(frame: SignalFrame, rules: StateRules) -> list[MachineState]:
     ['setup', 'setup', 'unplanned_down']
     """
     return [_STATES[code] for code in _sample_codes(frame, rules).tolist()]
+
+
+def sample_codes(frame: SignalFrame, rules: StateRules) -> CodeArray:
+    """``sample_states`` as codes, indices into ``STATE_ORDER``."""
+    return _sample_codes(frame, rules)
 
 
 def _sample_codes(frame: SignalFrame, rules: StateRules) -> CodeArray:

@@ -24,6 +24,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 from prometheus_client import CollectorRegistry, Counter
@@ -43,10 +45,19 @@ from clusterbrain.production.derived import (
 )
 from clusterbrain.production.models import MachineSettings
 from clusterbrain.production.oee_service import DEFAULT_RULES
-from clusterbrain.production.states import MachineState, SignalFrame, StateRules, sample_states
+from clusterbrain.production.states import (
+    STATE_CODE,
+    STATE_ORDER,
+    MachineState,
+    SignalFrame,
+    StateRules,
+    sample_codes,
+)
 from clusterbrain.telemetry.decode import PointColumns
 from clusterbrain.telemetry.store import DERIVED_PREFIX, TelemetryStore, rows_by_device
 
+_STATE_NAMES = np.array([state.value for state in STATE_ORDER], dtype=object)
+_OFFLINE_CODE = STATE_CODE[MachineState.OFFLINE.value]
 log = logging.getLogger(__name__)
 
 REFRESH_S = 5.0
@@ -208,8 +219,8 @@ class ProductionTracker:
             folded = self._folded[device_id] = self._recover(device_id, target, first)
         frame = _frame(rows, target.rules)
         if frame.ts_us.size:
-            states = sample_states(frame, target.rules)
-            _fold_states(out, device_id, folded, target.rules, frame.ts_us.tolist(), states)
+            codes = sample_codes(frame, target.rules)
+            _fold_states(out, device_id, folded, target.rules, frame.ts_us, codes)
         for derived, source in target.counters.items():
             _fold_counter(out, device_id, folded, rows, source, derived)
 
@@ -281,25 +292,50 @@ def _fold_states(
     device_id: str,
     folded: Folded,
     rules: StateRules,
-    ts_us: list[int],
-    states: list[MachineState],
+    ts_us: npt.NDArray[np.int64],
+    codes: npt.NDArray[np.int8],
 ) -> None:
+    """Append a state change where the state differs from the one before, and an offline
+    change where samples stop for longer than ``offline_after_s``; samples not newer than the
+    last one folded are skipped. In time order; ``ts_us`` is sorted.
+
+    The same, sample by sample: skip ``ts <= last``; the first state ever is a change; after a
+    gap longer than the hold, offline at ``last + hold`` and then the sample's state; otherwise
+    a change when the state differs. Then ``last, state = ts, the sample's state``.
+    """
+    last, before = folded.last_us, folded.state
+    ts = np.asarray(ts_us, dtype=np.int64)
+    keep = np.ones(ts.size, dtype=bool)
+    keep[1:] = ts[1:] != ts[:-1]  # equal times: the first one counts
+    if last is not None:
+        keep &= ts > last
+    ts, codes = ts[keep], np.asarray(codes)[keep]
+    if ts.size == 0:
+        return
+    unknown = before is None or last is None
+    previous_ts = np.empty_like(ts)
+    previous_ts[0] = last if last is not None else ts[0]
+    previous_ts[1:] = ts[:-1]
+    previous = np.empty_like(codes)
+    previous[0] = STATE_CODE[before] if before is not None else codes[0]
+    previous[1:] = codes[:-1]
     hold = rules.offline_after_s
-    hold_us = None if hold is None else round(hold * 1e6)
-    for ts, state in zip(ts_us, states, strict=True):
-        last = folded.last_us
-        if last is not None and ts <= last:
-            continue
-        if folded.state is None or last is None:
-            out.append(device_id, DERIVED_STATE, ts, None, state.value, 0)
-        elif hold_us is not None and ts - last > hold_us:
-            out.append(
-                device_id, DERIVED_STATE, last + hold_us, None, MachineState.OFFLINE.value, 0
-            )
-            out.append(device_id, DERIVED_STATE, ts, None, state.value, 0)
-        elif state.value != folded.state:
-            out.append(device_id, DERIVED_STATE, ts, None, state.value, 0)
-        folded.state, folded.last_us = state.value, ts
+    gap = np.zeros(ts.size, dtype=bool)
+    if hold is not None:
+        gap = ts - previous_ts > round(hold * 1e6)
+    gap[0] &= not unknown
+    change = (codes != previous) | gap
+    change[0] |= unknown
+    offline_at = previous_ts[gap] + (round(hold * 1e6) if hold is not None else 0)
+    at = np.concatenate((offline_at, ts[change]))
+    names = np.concatenate(
+        (np.full(offline_at.size, _OFFLINE_CODE, dtype=codes.dtype), codes[change])
+    )
+    order = np.argsort(at, kind="stable")
+    out.extend(
+        device_id, DERIVED_STATE, at[order].tolist(), texts=_STATE_NAMES[names[order]].tolist()
+    )
+    folded.state, folded.last_us = STATE_ORDER[int(codes[-1])].value, int(ts[-1])
 
 
 def _fold_counter(
@@ -311,6 +347,5 @@ def _fold_counter(
     ts = samples.column("ts").cast(pa.int64()).to_numpy().astype("datetime64[us]")
     steps = counted_steps(ts, samples.column("value").to_numpy(), folded.counters.get(source))
     made = steps.counted != 0
-    for at, count in zip(steps.ts_us[made].tolist(), steps.counted[made].tolist(), strict=True):
-        out.append(device_id, derived, at, count, None, 0)
+    out.extend(device_id, derived, steps.ts_us[made].tolist(), steps.counted[made].tolist())
     folded.counters[source] = steps.last

@@ -81,6 +81,23 @@ class PointColumns:
         self.text.append(text)
         self.quality.append(q)
 
+    def extend(
+        self,
+        device_id: str,
+        tag: str,
+        ts_us: list[int],
+        values: list[float] | None = None,
+        texts: list[str] | None = None,
+    ) -> None:
+        """Many points of one series at once: numbers, or texts, quality good."""
+        n = len(ts_us)
+        self.device_id.extend([device_id] * n)
+        self.tag.extend([tag] * n)
+        self.ts.extend(ts_us)
+        self.value.extend(values if values is not None else [None] * n)
+        self.text.extend(texts if texts is not None else [None] * n)
+        self.quality.extend([0] * n)
+
     def to_table(self) -> pa.Table:
         return pa.Table.from_arrays(
             [
