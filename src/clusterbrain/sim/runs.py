@@ -56,7 +56,8 @@ class Run:
 
     def states(self) -> np.ndarray:
         """The state names per sample."""
-        return np.asarray(STATES, dtype=object)[self.state]
+        names: np.ndarray = np.asarray(STATES, dtype=object)[self.state]
+        return names
 
 
 def producing_run(model: MachineModel, start: float, samples: int, step: float) -> Run:
@@ -206,7 +207,8 @@ def _after_setup(ts: np.ndarray, state: np.ndarray) -> np.ndarray:
     run_of = np.searchsorted(began, np.arange(state.size), side="right") - 1
     since = ts - ts[began[run_of]]
     setup_code = STATES.index("setup")
-    return (state == 0) & (previous[run_of] == setup_code) & (since < SETUP_SCRAP_S)
+    after: np.ndarray = (state == 0) & (previous[run_of] == setup_code) & (since < SETUP_SCRAP_S)
+    return after
 
 
 def _moulding_power(model: InjectionMouldingModel, state: np.ndarray) -> np.ndarray:
@@ -214,4 +216,5 @@ def _moulding_power(model: InjectionMouldingModel, state: np.ndarray) -> np.ndar
     motor = np.array([IMM_RUNNING_SHAPE, 0.12, 0.0, 0.3])[state] * model._motor_kw
     heater = np.array([0.45, 0.35, 0.3, 0.4])[state] * model._heater_kw
     noise = model._noise_rng.standard_normal(state.size)
-    return np.maximum(0.0, 0.5 + motor * (1.0 + 0.05 * noise) + heater)
+    power: np.ndarray = np.maximum(0.0, 0.5 + motor * (1.0 + 0.05 * noise) + heater)
+    return power
