@@ -98,6 +98,11 @@ def page(browser: Browser) -> Iterator[Page]:
     context.close()
 
 
+LANGUAGE_SWITCH_MS = 20_000
+"""How long a test waits for the page in its new language: switching reloads the page, which
+takes more than Playwright's default 5 s when the machine is busy with the rest of the suite."""
+
+
 def sign_in(page: Page, console: LiveConsole, username: str, password: str = "demo") -> None:
     page.goto(console.url("/login"))
     page.get_by_test_id("username").fill(username)

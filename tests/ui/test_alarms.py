@@ -13,7 +13,7 @@ from typing import Any
 
 from playwright.sync_api import Locator, Page, expect
 
-from ui.conftest import LiveConsole, screenshot, sign_in
+from ui.conftest import LANGUAGE_SWITCH_MS, LiveConsole, screenshot, sign_in
 
 LIVE = 60_000  # ms: the alarm engine evaluates the next stored batch of a busy 2-core machine
 
@@ -183,7 +183,7 @@ def test_a_rule_made_in_the_form_raises_an_alarm_that_is_acknowledged_and_shelve
 
     page.get_by_test_id("language").click()
     page.get_by_role("option", name="English").click()
-    expect(page.get_by_test_id("tab-alarms")).to_have_text("Alarm list")
+    expect(page.get_by_test_id("tab-alarms")).to_have_text("Alarm list", timeout=LANGUAGE_SWITCH_MS)
     row = _alarm_row(page, name)
     expect(row.get_by_test_id("alarm-state")).to_have_text("Shelved")
     screenshot(page, "alarms", "en")
@@ -201,7 +201,7 @@ def test_a_rule_made_in_the_form_raises_an_alarm_that_is_acknowledged_and_shelve
     expect(row.get_by_test_id("alarm-state")).to_have_text("Active, acknowledged")
     page.get_by_test_id("language").click()
     page.get_by_role("option", name="中文").click()
-    expect(page.get_by_test_id("tab-alarms")).to_have_text("报警列表")
+    expect(page.get_by_test_id("tab-alarms")).to_have_text("报警列表", timeout=LANGUAGE_SWITCH_MS)
 
 
 def test_the_rule_form_names_the_wrong_field(page: Page, console: LiveConsole) -> None:

@@ -10,7 +10,7 @@ import urllib.request
 
 from playwright.sync_api import Page, expect
 
-from ui.conftest import LiveConsole, screenshot, sign_in
+from ui.conftest import LANGUAGE_SWITCH_MS, LiveConsole, screenshot, sign_in
 
 DEVICE = "ui-test-press-01"
 
@@ -113,7 +113,7 @@ def test_another_enterprise_sees_none_of_these_devices_in_english(
     assert "e1-" not in page.get_by_test_id("dead-letters").inner_text()
     page.get_by_test_id("language").click()
     page.get_by_role("option", name="English").click()
-    expect(page.get_by_test_id("nav-devices")).to_have_text("Devices")
+    expect(page.get_by_test_id("nav-devices")).to_have_text("Devices", timeout=LANGUAGE_SWITCH_MS)
     expect(page.get_by_text("Device profiles")).to_be_visible()
     first_profile = page.locator('[data-testid^="profile-"]').first
     expect(first_profile.get_by_text("Range")).to_be_visible()
@@ -121,4 +121,4 @@ def test_another_enterprise_sees_none_of_these_devices_in_english(
     screenshot(page, "devices", "en")
     page.get_by_test_id("language").click()
     page.get_by_role("option", name="中文").click()
-    expect(page.get_by_test_id("nav-overview")).to_have_text("总览")
+    expect(page.get_by_test_id("nav-overview")).to_have_text("总览", timeout=LANGUAGE_SWITCH_MS)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from ui.conftest import LiveConsole, connected, screenshot, sign_in
+from ui.conftest import LANGUAGE_SWITCH_MS, LiveConsole, connected, screenshot, sign_in
 
 LONG = 60_000  # ms; the range reads share two cores with the simulator
 
@@ -121,7 +121,7 @@ def test_a_machine_opens_from_the_overview_with_live_values_and_trend_ranges(
 
     page.get_by_test_id("language").click()
     page.get_by_role("option", name="English").click()
-    expect(page.get_by_test_id("nav-overview")).to_have_text("Overview")
+    expect(page.get_by_test_id("nav-overview")).to_have_text("Overview", timeout=LANGUAGE_SWITCH_MS)
     expect(page.get_by_test_id("bucket")).to_have_text("1 min buckets", timeout=LONG)
     connected(page)  # the language switch reloaded the page
     page.get_by_test_id("range-1min").click()
@@ -132,7 +132,7 @@ def test_a_machine_opens_from_the_overview_with_live_values_and_trend_ranges(
     screenshot(page, "machine", "en")
     page.get_by_test_id("language").click()
     page.get_by_role("option", name="中文").click()
-    expect(page.get_by_test_id("nav-overview")).to_have_text("总览")
+    expect(page.get_by_test_id("nav-overview")).to_have_text("总览", timeout=LANGUAGE_SWITCH_MS)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
-from ui.conftest import LiveConsole, screenshot, sign_in
+from ui.conftest import LANGUAGE_SWITCH_MS, LiveConsole, screenshot, sign_in
 
 MANAGER1_MACHINES = ("IMM-01", "IMM-02", "CNC-03", "IMM-04")
 
@@ -102,7 +102,7 @@ def test_another_enterprise_sees_only_its_machines_in_english(
     page.goto(console.url("/reports"))
     page.get_by_test_id("language").click()
     page.get_by_role("option", name="English").click()
-    expect(page.get_by_test_id("nav-reports")).to_have_text("Reports")
+    expect(page.get_by_test_id("nav-reports")).to_have_text("Reports", timeout=LANGUAGE_SWITCH_MS)
     table = page.get_by_test_id("kpi-table")
     expect(table).to_be_visible(timeout=60_000)
     expect(page.get_by_test_id("report-show")).to_be_enabled(timeout=60_000)
@@ -115,4 +115,4 @@ def test_another_enterprise_sees_only_its_machines_in_english(
     screenshot(page, "reports", "en")
     page.get_by_test_id("language").click()
     page.get_by_role("option", name="中文").click()
-    expect(page.get_by_test_id("nav-overview")).to_have_text("总览")
+    expect(page.get_by_test_id("nav-overview")).to_have_text("总览", timeout=LANGUAGE_SWITCH_MS)
