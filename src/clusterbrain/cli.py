@@ -1622,6 +1622,11 @@ EnabledOption = Annotated[
 ]
 
 
+def _given(**options: Any) -> dict[str, Any]:
+    """The options the command line gave: not None, and not an empty repeated option."""
+    return {name: value for name, value in options.items() if value is not None and value != []}
+
+
 def _rule_definition(text: str) -> dict[str, Any]:
     """--definition: JSON inline, or @path to a JSON or YAML file."""
     import yaml
@@ -1703,20 +1708,16 @@ def rules_add(
     from clusterbrain.platform.errors import InvalidInput
     from clusterbrain.production import alarm_api
 
-    given = {
-        "priority": priority,
-        "message": message,
-        "webhook_url": webhook,
-        "emails": email or None,
-        "enabled": enabled,
-    }
+    given = _given(
+        priority=priority, message=message, webhook_url=webhook, emails=email, enabled=enabled
+    )
 
     def act(session: Session, principal: Principal, engine: AlarmEngine) -> Any:
         if definition is None:
             raise InvalidInput("--definition: required, e.g. --definition @rule.yaml")
         data: dict[str, Any] = {"device_id": device, "name": name}
         data["definition"] = _rule_definition(definition)
-        data |= {k: v for k, v in given.items() if v is not None}
+        data |= given
         body = _checked(alarm_api.AlarmRuleIn, data, RULE_OPTIONS)
         return alarm_api.create_rule(body, session, principal, engine)
 
@@ -1738,21 +1739,21 @@ def rules_edit(
     """Change what is given and keep the rest; saving re-enables the rule unless --disabled."""
     from clusterbrain.production import alarm_api
 
-    given = {
-        "device_id": device,
-        "name": name,
-        "priority": priority,
-        "message": message,
-        "webhook_url": webhook,
-        "emails": email or None,
-        "enabled": enabled,
-    }
+    given = _given(
+        device_id=device,
+        name=name,
+        priority=priority,
+        message=message,
+        webhook_url=webhook,
+        emails=email,
+        enabled=enabled,
+    )
 
     def act(session: Session, principal: Principal, engine: AlarmEngine) -> Any:
         rule = alarm_api.get_rule(rule_id, session, principal)
         data = alarm_api.AlarmRuleIn.model_validate(rule, from_attributes=True).model_dump()
         data["enabled"] = True  # as the API's PUT: saving a rule disabled by an error retries it
-        data |= {k: v for k, v in given.items() if v is not None}
+        data |= given
         if definition is not None:
             data["definition"] = _rule_definition(definition)
         body = _checked(alarm_api.AlarmRuleIn, data, RULE_OPTIONS)

@@ -320,13 +320,12 @@ def _fold_states(
     previous[0] = STATE_CODE[before] if before is not None else codes[0]
     previous[1:] = codes[:-1]
     hold = rules.offline_after_s
-    gap = np.zeros(ts.size, dtype=bool)
-    if hold is not None:
-        gap = ts - previous_ts > round(hold * 1e6)
+    hold_us = 0 if hold is None else round(hold * 1e6)
+    gap = np.zeros(ts.size, dtype=bool) if hold is None else ts - previous_ts > hold_us
     gap[0] &= not unknown
     change = (codes != previous) | gap
     change[0] |= unknown
-    offline_at = previous_ts[gap] + (round(hold * 1e6) if hold is not None else 0)
+    offline_at = previous_ts[gap] + hold_us
     at = np.concatenate((offline_at, ts[change]))
     names = np.concatenate(
         (np.full(offline_at.size, _OFFLINE_CODE, dtype=codes.dtype), codes[change])
