@@ -22,7 +22,7 @@ from clusterbrain.ui import (
     reports,
 )
 from clusterbrain.ui.i18n import merge
-from ui.conftest import LiveConsole, sign_in
+from ui.conftest import LiveConsole, connected, sign_in
 
 MODULES = (
     layout,
@@ -65,7 +65,7 @@ def _pages(console: LiveConsole, username: str) -> list[str]:
 
 
 def _visible_lines(page: Page) -> list[str]:
-    page.wait_for_load_state("networkidle")
+    connected(page)  # not "networkidle": a live page's socket may fall back to polling
     page.wait_for_timeout(1500)  # live parts fill in
     text = page.locator("body").inner_text()
     return [line.strip() for line in text.splitlines() if line.strip()]

@@ -13,7 +13,7 @@ from typing import Any
 from playwright.sync_api import Page, expect
 
 from support.services import free_port
-from ui.conftest import LiveConsole, screenshot, sign_in
+from ui.conftest import LiveConsole, connected, screenshot, sign_in
 
 GATEWAY = "e1-gw-01"
 FIELD = "e1-compressor-room"
@@ -224,7 +224,7 @@ def test_another_enterprise_sees_none_of_it_even_by_url(page: Page, console: Liv
     expect(page.get_by_text("没有带可写数据点的设备")).to_be_visible()
     for path in (f"/gateways/{GATEWAY}", f"/gateways?device={FIELD}", f"/gateways/{FIELD}"):
         page.goto(console.url(path))
-        page.wait_for_load_state("networkidle")
+        connected(page)
         page.wait_for_timeout(1000)
         text = page.locator("body").inner_text()
         assert "e1-" not in text and "Compressor room" not in text, f"{path} leaks: {text}"
