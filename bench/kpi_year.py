@@ -41,6 +41,7 @@ import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -106,7 +107,9 @@ def _generate_runs(runtime: Runtime, machines: int, days: int, step: float) -> i
     """Like ``_generate``, from closed-form runs (``sim/runs.py``) of machines that make parts.
 
     A machine's whole span is drawn at once (a year at 1 s: about 9 s) and then written and
-    handed to the tracker ``RUN_WRITE_DAYS`` at a time, machine after machine.
+    handed to the tracker ``RUN_WRITE_DAYS`` at a time, machine after machine. As in the
+    platform, where the tracker folds in its own thread what ingest has stored, the store and
+    the tracker work in two threads at once, while the next table is built.
     """
     total = machines
     while True:
@@ -118,20 +121,31 @@ def _generate_runs(runtime: Runtime, machines: int, days: int, step: float) -> i
     samples = round(days * 86400 / step)
     chunk = round(RUN_WRITE_DAYS * 86400 / step)
     points, started = 0, time.perf_counter()
-    for number, device in enumerate(devices):
-        model = make_model(device.kind, np.random.default_rng([11, number]))
-        run = producing_run(model, START.timestamp(), samples, step)
-        for first in range(0, samples, chunk):
-            table = _run_table(device.device_id, run, first, min(samples, first + chunk))
-            runtime.store.write(table)
-            runtime.tracker.process(table)
-            points += table.num_rows
-        print(
-            f"  machine {number + 1}/{len(devices)}: {points:,} points "
-            f"in {time.perf_counter() - started:.0f} s",
-            flush=True,
-        )
+    with ThreadPoolExecutor(2) as pool:
+        pending: list[Future[int]] = []
+        for number, device in enumerate(devices):
+            model = make_model(device.kind, np.random.default_rng([11, number]))
+            run = producing_run(model, START.timestamp(), samples, step)
+            for first in range(0, samples, chunk):
+                table = _run_table(device.device_id, run, first, min(samples, first + chunk))
+                _wait(pending)
+                pending = [
+                    pool.submit(runtime.store.write, table),
+                    pool.submit(runtime.tracker.process, table),
+                ]
+                points += table.num_rows
+            print(
+                f"  machine {number + 1}/{len(devices)}: {points:,} points "
+                f"in {time.perf_counter() - started:.0f} s",
+                flush=True,
+            )
+        _wait(pending)
     return points
+
+
+def _wait(futures: list[Future[int]]) -> None:
+    for future in futures:
+        future.result()
 
 
 def _run_table(device_id: str, run: Run, first: int, last: int) -> pa.Table:
@@ -150,8 +164,8 @@ def _run_table(device_id: str, run: Run, first: int, last: int) -> pa.Table:
     )
     return pa.Table.from_arrays(
         [
-            pa.array(np.full(n * len(tags), device_id, dtype=object), pa.string()),
-            pa.array(np.repeat(np.array(tags, dtype=object), n), pa.string()),
+            _repeated([device_id], n * len(tags)),
+            _repeated(tags, n),
             pa.array(np.tile(ts_us, len(tags))).cast(pa.timestamp("us", tz="UTC")),
             pa.array(np.concatenate(values), pa.float64(), from_pandas=True),
             texts,
@@ -159,6 +173,12 @@ def _run_table(device_id: str, run: Run, first: int, last: int) -> pa.Table:
         ],
         schema=POINT_SCHEMA,
     )
+
+
+def _repeated(texts: list[str], times: int) -> pa.Array:
+    """Each text ``times`` times in a row, built from indices (no Python object per row)."""
+    indices = np.repeat(np.arange(len(texts), dtype=np.int32), times)
+    return pa.array(texts, pa.string()).take(pa.array(indices))
 
 
 def _simulate(task: tuple[int, str, str, int, float]) -> list[pa.Table]:

@@ -29,6 +29,7 @@ from typing import Annotated, Any, Self
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from clusterbrain.platform.errors import InvalidInput
@@ -300,11 +301,27 @@ def _mapped_codes(column: npt.NDArray[Any], rules: StateRules) -> CodeArray:
 
 
 def _factorize(values: npt.NDArray[Any]) -> tuple[list[Any], npt.NDArray[np.intp]]:
-    """Distinct values and each value's index among them (np.unique when the types allow)."""
+    """Distinct values and each value's index among them.
+
+    Text goes through Arrow's hash-based dictionary encoding (np.unique sorts Python objects,
+    about ten times slower on a day of one-second samples); numbers through np.unique; values
+    of mixed types, which neither accepts, through a dict.
+
+    >>> _factorize(np.array(["run", "idle", "run"], dtype=object))
+    (['run', 'idle'], array([0, 1, 0]))
+    >>> _factorize(np.array(["run", 2.0, "run"], dtype=object))
+    (['run', 2.0], array([0, 1, 0]))
+    """
     try:
+        if values.dtype == object:
+            encoded = pa.array(values).dictionary_encode()
+            if encoded.null_count:
+                raise TypeError("missing values have no code")
+            indices = encoded.indices.to_numpy(zero_copy_only=False).astype(np.intp)
+            return encoded.dictionary.to_pylist(), indices
         uniques, inverse = np.unique(values, return_inverse=True)
         return uniques.tolist(), inverse.ravel()
-    except TypeError:  # mixed text and numbers cannot be sorted
+    except (TypeError, pa.ArrowException):  # mixed text and numbers
         index: dict[Any, int] = {}
         positions = [index.setdefault(v, len(index)) for v in values.tolist()]
         return list(index), np.asarray(positions, dtype=np.intp)

@@ -68,15 +68,16 @@ CREATE TABLE IF NOT EXISTS latest (
 
 _FRESH_POINTS = """
 SELECT i.* FROM incoming_points i ANTI JOIN (
-    SELECT series_id, ts FROM points WHERE ts BETWEEN $first AND $last
+    SELECT series_id, ts FROM points
+    WHERE ts BETWEEN $first AND $last AND series_id BETWEEN $low AND $high
 ) p ON p.series_id = i.series_id AND p.ts = i.ts
 """
 """The rows of a batch the store does not hold yet. ``points`` has no key: a primary key is an
 ART index that DuckDB keeps beside the data, about 63 bytes a point on disk and 13 times the
 insert time of the point itself (measured on 130 M points), which puts a year of one-second data
 from a cluster out of reach of one disk. Instead a write looks for its keys among the points of
-its own time span, which the ``ts`` zone maps narrow to the row groups that can hold them: the
-newest ones, for live data. Writes are serialised by the store's write lock, so nothing can come
+its own time span and series, which the zone maps narrow to the row groups that can hold them:
+the newest ones for live data, one machine's for a backfill machine after machine. Writes are serialised by the store's write lock, so nothing can come
 in between the look and the insert."""
 
 _INSERT_FRESH = f"INSERT INTO points {_FRESH_POINTS} RETURNING series_id, ts, value, text, quality"
@@ -199,12 +200,17 @@ class DuckDBStore:
         """Insert new points and fold exactly those into rollups and latest, in one transaction."""
         con = self._con
         span = pc.min_max(prepared.column("ts"))
+        ids = pc.min_max(prepared.column("series_id"))
+        bounds = {
+            "first": span["min"].as_py(),
+            "last": span["max"].as_py(),
+            "low": ids["min"].as_py(),
+            "high": ids["max"].as_py(),
+        }
         con.register("incoming_points", prepared)
         con.execute("BEGIN TRANSACTION")
         try:
-            fresh = con.sql(
-                _INSERT_FRESH, params={"first": span["min"].as_py(), "last": span["max"].as_py()}
-            ).to_arrow_table()
+            fresh = con.sql(_INSERT_FRESH, params=bounds).to_arrow_table()
             if fresh.num_rows:
                 self._fold(fresh.sort_by([("series_id", "ascending"), ("ts", "ascending")]))
             con.execute("COMMIT")
