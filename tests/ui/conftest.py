@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from support.services import free_port, missing_service
 
@@ -23,6 +23,9 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 VIEWPORT = {"width": 1280, "height": 800}  # a tablet beside the line
+ASSERTION_MS = 15_000
+"""How long an ``expect`` waits for the page to get there (Playwright's default is 5 s): the
+console shares the machine with the rest of the suite, which slows its answers."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ def _wait_healthy(base: str, process: subprocess.Popen[bytes], log: Path) -> Non
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
         missing_service("Chromium (/usr/bin/chromium; `make test` installs it)")
+    expect.set_options(timeout=ASSERTION_MS)
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield launched
