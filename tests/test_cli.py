@@ -24,12 +24,24 @@ from support.fixtures_mqtt import MqttPeer
 from support.mosquitto import MosquittoProcess
 from support.world import World, seed_world
 
+# the command's modules that print, each through its own name for the shared console
+CONSOLE_MODULES = (
+    cli.platform,
+    cli.simulation,
+    cli.production,
+    cli.reports,
+    cli.alarms,
+    cli.gateway,
+)
+
 
 @pytest.fixture(autouse=True)
 def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
     """Rich sizes tables from the terminal, which a test run may not have; the tests read whole
     rows, so the console is wide whatever runs them."""
-    monkeypatch.setattr(cli, "console", Console(width=200))
+    wide = Console(width=200)
+    for module in CONSOLE_MODULES:
+        monkeypatch.setattr(module, "console", wide)
 
 
 @pytest.fixture

@@ -52,12 +52,23 @@ from support.services import free_port
 
 DEADLINE_S = 30.0
 ENV = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
+# the command's modules that print, each through its own name for the shared console
+CONSOLE_MODULES = (
+    cli.platform,
+    cli.simulation,
+    cli.production,
+    cli.reports,
+    cli.alarms,
+    cli.gateway,
+)
 
 
 @pytest.fixture(autouse=True)
 def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
     """Rich tables at 80 columns wrap node ids; the tests read them whole."""
-    monkeypatch.setattr(cli, "console", Console(width=200))
+    wide = Console(width=200)
+    for module in CONSOLE_MODULES:
+        monkeypatch.setattr(module, "console", wide)
 
 
 @pytest.fixture(scope="module")
