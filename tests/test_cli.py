@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 import yaml  # type: ignore[import-untyped]
 from click.testing import Result
 from rich.console import Console
@@ -817,3 +818,21 @@ def test_alarm_rule_commands_add_list_edit_delete(env: Settings, tmp_path: Path)
     assert deleted.exit_code == 0 and f"alarm rule {rule.id} deleted" in deleted.output
     assert stored() == []
     _refused(runner.invoke(app, ["alarms", "rules", "delete", str(rule.id)]), "not found")
+
+
+def _command_paths(group: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command and group of the click tree under ``group``, as argument paths."""
+    paths = [prefix]
+    for name, command in getattr(group, "commands", {}).items():
+        paths += _command_paths(command, (*prefix, name))
+    return paths
+
+
+def test_every_command_prints_its_help() -> None:
+    root = typer.main.get_command(app)
+    paths = _command_paths(root)
+    assert ("gateway", "discover") in paths and ("alarms", "rules", "add") in paths
+    for path in paths:
+        result = CliRunner().invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, f"{' '.join(path)} --help: {result.output}{result.exception}"
+        assert "Usage" in result.output

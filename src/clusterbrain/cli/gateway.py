@@ -149,7 +149,9 @@ class SecurityMode(enum.StrEnum):
 
 @gateway_app.command("discover")
 def gateway_discover(
-    url: Annotated[str, typer.Argument(help="The server, opc.tcp://host:port[/path].")],
+    url: Annotated[
+        str, typer.Argument(help="The server, opc.tcp://host:port or opc.tcp://host:port/path.")
+    ],
     out: Annotated[
         Path | None, typer.Option(help="Write the draft profile and gateway entry there (YAML).")
     ] = None,
