@@ -62,7 +62,7 @@ from clusterbrain.production.derived import DERIVED_STATE
 from clusterbrain.production.elements import time_elements
 from clusterbrain.production.kpi import KpiSet, compute_kpis
 from clusterbrain.production.models import MachineSettings
-from clusterbrain.sim.runs import Run, producing_run
+from clusterbrain.sim.runs import STATES, Run, producing_run
 from clusterbrain.sim.signals import make_model
 from clusterbrain.telemetry.decode import PointColumns
 from clusterbrain.telemetry.store import POINT_SCHEMA
@@ -158,7 +158,7 @@ def _run_table(device_id: str, run: Run, first: int, last: int) -> pa.Table:
     ]
     texts = pa.concat_arrays(
         [
-            pa.array(run.states()[first:last], pa.string()),
+            pa.array(STATES, pa.string()).take(pa.array(run.state[first:last])),
             pa.nulls(n * len(run.counters), pa.string()),
         ]
     )
