@@ -278,7 +278,15 @@ def series_keys(points: pa.Table) -> tuple[list[SeriesKey], np.ndarray]:
     tags = points.column("tag").combine_chunks().dictionary_encode()
     n_tags = max(len(tags.dictionary), 1)
     codes = devices.indices.to_numpy().astype(np.int64) * n_tags + tags.indices.to_numpy()
-    unique, inverse = np.unique(codes, return_inverse=True)
+    space = len(devices.dictionary) * n_tags
+    if space <= max(len(codes), 1 << 16):
+        # the codes lie below devices x tags: counting finds the distinct ones in one pass,
+        # where np.unique sorts every row
+        present = np.bincount(codes, minlength=space) > 0
+        unique = np.flatnonzero(present)
+        inverse = (np.cumsum(present) - 1)[codes]
+    else:
+        unique, inverse = np.unique(codes, return_inverse=True)
     device_names = devices.dictionary.to_pylist()
     tag_names = tags.dictionary.to_pylist()
     pairs = [(device_names[c // n_tags], tag_names[c % n_tags]) for c in unique.tolist()]
@@ -343,12 +351,18 @@ def rows_by_device(table: pa.Table) -> dict[str, pa.Table]:
     """
     if table.num_rows == 0:
         return {}
-    order = pc.sort_indices(table, sort_keys=[("device_id", "ascending")])
-    ordered = table.take(order).combine_chunks()
-    runs = pc.run_end_encode(ordered["device_id"].chunk(0))
+    devices = table.column("device_id").combine_chunks().dictionary_encode()
+    names = devices.dictionary.to_pylist()
+    if len(names) == 1:  # a whole batch from one device, as a backfill writes it
+        return {str(names[0]): table}
+    ranks = np.empty(len(names), dtype=np.int64)
+    ranks[sorted(range(len(names)), key=lambda i: str(names[i]))] = np.arange(len(names))
+    codes = ranks[devices.indices.to_numpy(zero_copy_only=False)]  # in device order
+    order = np.argsort(codes, kind="stable")  # integers: no string comparison per row
+    ordered = table.take(pa.array(order)).combine_chunks()
+    by_rank = sorted(str(name) for name in names)
+    ends = np.flatnonzero(np.diff(codes[order])) + 1
     parts: dict[str, pa.Table] = {}
-    start = 0
-    for device_id, end in zip(runs.values.to_pylist(), runs.run_ends.to_pylist(), strict=True):
-        parts[str(device_id)] = ordered.slice(start, end - start)
-        start = end
+    for start, end in zip([0, *ends.tolist()], [*ends.tolist(), len(codes)], strict=True):
+        parts[by_rank[codes[order[start]]]] = ordered.slice(start, end - start)
     return parts
