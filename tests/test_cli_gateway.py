@@ -239,7 +239,7 @@ def test_the_gateway_command_reads_both_protocols_carries_out_commands_and_stops
                 "compressor-01", port=modbus.server.port, interval_ms=200
             ),
         ]
-        document = cli._gateway_document(gateway_id, devices, "127.0.0.1", mosquitto.port)
+        document = cli.gateway._gateway_document(gateway_id, devices, "127.0.0.1", mosquitto.port)
         document.update(health_interval_s=1, metrics={"port": free_port()})
         config = tmp_path / "gateway.yaml"
         config.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import typer
 
 from clusterbrain.cli import alarms, gateway, platform, production, reports, simulation
-from clusterbrain.cli.gateway import _gateway_document as _gateway_document
 
 app = typer.Typer(
     help="ClusterBrain: AIoT platform for clusters of small manufacturers.", no_args_is_help=True
