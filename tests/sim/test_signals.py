@@ -306,3 +306,13 @@ def test_producing_machines_stop_in_the_calendar_s_meal_breaks() -> None:
     model.step(lunch - 60, 1.0)
     states = {model.step(lunch + 60 * i + 30, 60.0)["state"] for i in range(59)}
     assert "running" not in states
+
+
+def test_the_air_compressor_runs_through_the_breaks_without_flipping_its_state() -> None:
+    model = make_model("air_compressor", np.random.default_rng(5))
+    lunch = 1_790_000_000 - 1_790_000_000 % 86400 + 4 * 3600  # 12:00 local
+    model.step(lunch - 1, 1.0)
+    states = [model.step(lunch + s, 1.0)["state"] for s in range(3600)]
+    changes = sum(a != b for a, b in itertools.pairwise(states))
+    assert changes <= 6, changes
+    assert "running" in states  # the network still draws air in the break

@@ -602,6 +602,12 @@ class AirCompressorModel(_ProducingMachine):
         self._oil = 80.0
         self._vibration_noise = 0.0
 
+    def _next_state(self, now: float, dt: float) -> str:
+        """Not stopped for the meal breaks: the air network needs air through them, and a stop
+        forced each step against the standby's own restart made the state flip every step."""
+        forced = "down" if self._stopped_by_fault(now) else None
+        return self._states.advance(now, dt, forced)
+
     def _advance(self, now: float, dt: float, z: list[float]) -> Sample:
         state = self._next_state(now, dt)
         if state == "idle" and self._pressure <= self._load_bar:
