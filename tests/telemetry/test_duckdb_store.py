@@ -82,3 +82,58 @@ def test_points_are_unique_without_an_index_and_old_keyed_files_still_work(
             assert raw.num_rows == 200
         finally:
             store.close()
+
+
+def _states(changes: dict[int, str], tag: str = "$state", device: str = "d1") -> pa.Table:
+    return pa.table(
+        {
+            "device_id": [device] * len(changes),
+            "tag": [tag] * len(changes),
+            "ts": [T0 + timedelta(seconds=s) for s in changes],
+            "text": list(changes.values()),
+        }
+    )
+
+
+def _derived_rows(path: Path) -> int:
+    import duckdb
+
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return int(con.sql("SELECT count(*) FROM derived_text").fetchall()[0][0])
+    finally:
+        con.close()
+
+
+def test_derived_state_changes_are_read_from_their_own_table(tmp_path: Path) -> None:
+    """The tracker's state changes are kept beside the raw points as well: a year of them is
+    read without scanning billions of points. Reads give the same rows as from ``points``,
+    redeliveries and raw text tags do not go there, deletes and files without it are handled."""
+    import duckdb
+
+    path = tmp_path / "telemetry.duckdb"
+    store = DuckDBStore(path)
+    store.write(points("temp", range(0, 60)))
+    store.write(_states({0: "running", 30: "idle"}, tag="state"))  # a raw text tag
+    assert store.write(_states({0: "running", 30: "idle", 50: "running"})) == 3
+    assert store.write(_states({30: "idle", 55: "unplanned_down"})) == 1  # one new
+    end = T0 + timedelta(minutes=1)
+    derived = store.query_text_many(["d1"], ["$state"], T0, end)
+    assert derived.column("text").to_pylist() == ["running", "idle", "running", "unplanned_down"]
+    raw = store.query_text_many(["d1"], ["state"], T0, end)
+    assert raw.column("text").to_pylist() == ["running", "idle"]
+    store.close()
+    assert _derived_rows(path) == 4
+
+    # a file from before the table: it is filled from points when the file is opened
+    con = duckdb.connect(str(path))
+    con.execute("DROP TABLE derived_text")
+    con.close()
+    store = DuckDBStore(path)
+    again = store.query_text_many(["d1"], ["$state"], T0, end)
+    assert again.column("text").to_pylist() == derived.column("text").to_pylist()
+    assert store.delete_before(T0 + timedelta(seconds=40)) > 0
+    left = store.query_text_many(["d1"], ["$state"], T0, end)
+    assert left.column("text").to_pylist() == ["running", "unplanned_down"]
+    store.close()
+    assert _derived_rows(path) == 2

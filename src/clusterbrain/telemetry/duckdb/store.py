@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clusterbrain.telemetry.store import (
+    DERIVED_PREFIX,
     MANY_RANGE_SCHEMA,
     MANY_TEXT_SCHEMA,
     RANGE_SCHEMA,
@@ -65,6 +66,23 @@ CREATE TABLE IF NOT EXISTS latest (
     quality SMALLINT NOT NULL
 );
 """
+
+_DERIVED_TEXT = """
+CREATE TABLE derived_text (
+    series_id INTEGER NOT NULL,
+    ts TIMESTAMP NOT NULL,
+    value DOUBLE,
+    text VARCHAR,
+    quality SMALLINT NOT NULL
+);
+INSERT INTO derived_text SELECT p.* FROM points p JOIN series s USING (series_id)
+WHERE p.text IS NOT NULL AND starts_with(s.tag, $prefix);
+"""
+"""The text points of derived series (the production tracker's state changes), also kept in
+``points``. A year of them is about a million rows among billions of raw points, spread over
+every row group, so that reading them from ``points`` scans the whole table (measured: 1.0 s of
+a 2.3 s year of KPIs for 50 machines at 1 s); here they are a small table of their own. Filled
+from ``points`` once when a file without it is opened."""
 
 _FRESH_POINTS = """
 SELECT i.* FROM incoming_points i ANTI JOIN (
@@ -157,6 +175,7 @@ class DuckDBStore:
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._series = SeriesCache()
+        self._derived_ids: set[int] = set()  # of the series in the cache
         try:
             self._con = duckdb.connect(self._path, config={"memory_limit": memory_limit})
             self._create_schema()
@@ -169,6 +188,17 @@ class DuckDBStore:
         self._con.execute(_SCHEMA)
         for table, _ in _ROLLUPS.values():
             self._con.execute(_ROLLUP_TABLE.format(table=table))
+        found = self._con.sql(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'derived_text'"
+        ).fetchall()
+        if not found[0][0]:
+            self._con.execute("BEGIN TRANSACTION")
+            try:
+                self._con.execute(_DERIVED_TEXT, {"prefix": DERIVED_PREFIX})
+                self._con.execute("COMMIT")
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -194,7 +224,9 @@ class DuckDBStore:
             ).fetchall()
         finally:
             self._con.unregister("wanted_series")
-        return {(device, tag): int(series_id) for device, tag, series_id in rows}
+        ids = {(device, tag): int(series_id) for device, tag, series_id in rows}
+        self._derived_ids.update(i for (_, tag), i in ids.items() if tag.startswith(DERIVED_PREFIX))
+        return ids
 
     def _insert(self, prepared: pa.Table) -> int:
         """Insert new points and fold exactly those into rollups and latest, in one transaction."""
@@ -213,6 +245,7 @@ class DuckDBStore:
             fresh = con.sql(_INSERT_FRESH, params=bounds).to_arrow_table()
             if fresh.num_rows:
                 self._fold(fresh.sort_by([("series_id", "ascending"), ("ts", "ascending")]))
+                self._keep_derived_text(fresh)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -220,6 +253,21 @@ class DuckDBStore:
         finally:
             con.unregister("incoming_points")
         return int(fresh.num_rows)
+
+    def _keep_derived_text(self, fresh: pa.Table) -> None:
+        """Copy the fresh text points of derived series to ``derived_text``."""
+        if not self._derived_ids or fresh.column("text").null_count == fresh.num_rows:
+            return
+        derived = pa.array(sorted(self._derived_ids), pa.int32())
+        mask = pc.and_(
+            pc.is_valid(fresh.column("text")), pc.is_in(fresh.column("series_id"), derived)
+        )
+        self._upsert(
+            "derived_text",
+            "fresh_derived_text",
+            "INSERT INTO {table} SELECT * FROM fresh_derived_text",
+            fresh.filter(mask),
+        )
 
     def _fold(self, fresh: pa.Table) -> None:
         """Upsert the fresh rows' per-bucket partial aggregates and newest points.
@@ -359,8 +407,9 @@ class DuckDBStore:
     ) -> pa.Table:
         if not tags or not device_ids:
             return MANY_TEXT_SCHEMA.empty_table()
+        source = "derived_text" if all(t.startswith(DERIVED_PREFIX) for t in tags) else "points"
         query = (
-            "SELECT s.device_id, s.tag, r.ts, r.text FROM points r JOIN series s USING (series_id) "
+            f"SELECT s.device_id, s.tag, r.ts, r.text FROM {source} r JOIN series s USING (series_id) "
             f"WHERE {_MANY_FILTER} AND r.ts >= $lo AND r.ts < $hi AND r.text IS NOT NULL"
         )
         params = {
@@ -409,14 +458,24 @@ class DuckDBStore:
         }
 
     def delete_before(self, cutoff: datetime, device_id: str | None = None) -> int:
-        query = "DELETE FROM points WHERE ts < $cutoff"
+        condition = "ts < $cutoff"
         params: dict[str, Any] = {"cutoff": _naive(cutoff)}
         if device_id is not None:
-            query += " AND series_id IN (SELECT series_id FROM series WHERE device_id = $device)"
+            condition += (
+                " AND series_id IN (SELECT series_id FROM series WHERE device_id = $device)"
+            )
             params["device"] = device_id
         with self._write_lock, self._guard():
-            rows = self._con.sql(query, params=params).fetchall()
-        return int(rows[0][0]) if rows else 0
+            self._con.execute("BEGIN TRANSACTION")
+            try:
+                rows = self._con.sql(f"DELETE FROM points WHERE {condition}", params=params)
+                deleted = rows.fetchall()
+                self._con.execute(f"DELETE FROM derived_text WHERE {condition}", params)
+                self._con.execute("COMMIT")
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
+        return int(deleted[0][0]) if deleted else 0
 
     def ping(self) -> None:
         self._read(lambda cur: cur.sql("SELECT 1").fetchall())
