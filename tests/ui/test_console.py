@@ -9,7 +9,7 @@ from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from clusterbrain.sim.signals import in_break
-from ui.conftest import LANGUAGE_SWITCH_MS, LiveConsole, screenshot, sign_in
+from ui.conftest import LANGUAGE_SWITCH_MS, LiveConsole, connected, screenshot, sign_in
 
 
 def test_sign_in_refuses_a_wrong_password_then_signs_in(page: Page, console: LiveConsole) -> None:
@@ -134,6 +134,7 @@ def _zone_of(console: LiveConsole, username: str) -> str:
 
 def _pick_zone(page: Page, console: LiveConsole, zone: str) -> None:
     """Pick a zone in the user menu; wait until it is stored and the page is built again."""
+    page.evaluate("() => { window.cbBeforeZone = true; }")  # gone once the page has reloaded
     page.get_by_test_id("user-menu").click()
     page.get_by_test_id("timezone").click()
     page.get_by_role("option", name=zone, exact=True).click()
@@ -142,7 +143,8 @@ def _pick_zone(page: Page, console: LiveConsole, zone: str) -> None:
             break
         page.wait_for_timeout(100)
     assert _zone_of(console, "manager2") == zone
-    page.wait_for_timeout(500)  # the page reloads
+    page.wait_for_function("() => window.cbBeforeZone === undefined")  # the page reloads
+    connected(page)
     expect(page.get_by_test_id("nav-overview")).to_be_visible()
     page.get_by_test_id("user-menu").click()
     expect(page.get_by_test_id("timezone")).to_contain_text(zone)
