@@ -93,7 +93,7 @@ def frame(viewer: Viewer, title: str) -> Iterator[None]:
                 value=viewer.timezone,
                 label=viewer.t("Time zone"),
                 on_change=lambda e: _set_timezone(viewer, str(e.value)),
-            ).props('dense data-testid="timezone"').classes("w-56")
+            ).props('dense data-testid="timezone" virtual-scroll-slice-size=100').classes("w-56")
         ui.button(viewer.t("Sign out"), on_click=_sign_out).props(
             'flat color=white data-testid="sign-out"'
         )
