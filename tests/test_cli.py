@@ -14,35 +14,22 @@ import pytest
 import typer
 import yaml  # type: ignore[import-untyped]
 from click.testing import Result
-from rich.console import Console
 from typer.testing import CliRunner
 
-from clusterbrain import cli
 from clusterbrain.api.runtime import Runtime
 from clusterbrain.cli import app
 from clusterbrain.platform.settings import Settings
+from support.cli_console import widen_console
 from support.fixtures_mqtt import MqttPeer
 from support.mosquitto import MosquittoProcess
 from support.world import World, seed_world
-
-# the command's modules that print, each through its own name for the shared console
-CONSOLE_MODULES = (
-    cli.platform,
-    cli.simulation,
-    cli.production,
-    cli.reports,
-    cli.alarms,
-    cli.gateway,
-)
 
 
 @pytest.fixture(autouse=True)
 def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
     """Rich sizes tables from the terminal, which a test run may not have; the tests read whole
     rows, so the console is wide whatever runs them."""
-    wide = Console(width=200)
-    for module in CONSOLE_MODULES:
-        monkeypatch.setattr(module, "console", wide)
+    widen_console(monkeypatch)
 
 
 @pytest.fixture

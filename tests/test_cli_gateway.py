@@ -28,7 +28,6 @@ import yaml  # type: ignore[import-untyped]
 from asyncua import Client
 from paho.mqtt.enums import MQTTProtocolVersion
 from pymodbus.client import AsyncModbusTcpClient
-from rich.console import Console
 from typer.testing import CliRunner
 
 from clusterbrain import cli
@@ -46,29 +45,19 @@ from clusterbrain.sim.opcua_server import (
 )
 from clusterbrain.sim.profiles import READY_PROFILES
 from clusterbrain.telemetry.store import Quality
+from support.cli_console import widen_console
 from support.fixtures_mqtt import MqttPeer
 from support.mosquitto import MosquittoProcess
 from support.services import free_port
 
 DEADLINE_S = 30.0
 ENV = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
-# the command's modules that print, each through its own name for the shared console
-CONSOLE_MODULES = (
-    cli.platform,
-    cli.simulation,
-    cli.production,
-    cli.reports,
-    cli.alarms,
-    cli.gateway,
-)
 
 
 @pytest.fixture(autouse=True)
 def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
     """Rich tables at 80 columns wrap node ids; the tests read them whole."""
-    wide = Console(width=200)
-    for module in CONSOLE_MODULES:
-        monkeypatch.setattr(module, "console", wide)
+    widen_console(monkeypatch)
 
 
 @pytest.fixture(scope="module")
