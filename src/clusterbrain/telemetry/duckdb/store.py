@@ -192,13 +192,8 @@ class DuckDBStore:
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'derived_text'"
         ).fetchall()
         if not found[0][0]:
-            self._con.execute("BEGIN TRANSACTION")
-            try:
+            with self._transaction():
                 self._con.execute(_DERIVED_TEXT, {"prefix": DERIVED_PREFIX})
-                self._con.execute("COMMIT")
-            except BaseException:
-                self._con.execute("ROLLBACK")
-                raise
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -240,16 +235,12 @@ class DuckDBStore:
             "high": ids["max"].as_py(),
         }
         con.register("incoming_points", prepared)
-        con.execute("BEGIN TRANSACTION")
         try:
-            fresh = con.sql(_INSERT_FRESH, params=bounds).to_arrow_table()
-            if fresh.num_rows:
-                self._fold(fresh.sort_by([("series_id", "ascending"), ("ts", "ascending")]))
-                self._keep_derived_text(fresh)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+            with self._transaction():
+                fresh = con.sql(_INSERT_FRESH, params=bounds).to_arrow_table()
+                if fresh.num_rows:
+                    self._fold(fresh.sort_by([("series_id", "ascending"), ("ts", "ascending")]))
+                    self._keep_derived_text(fresh)
         finally:
             con.unregister("incoming_points")
         return int(fresh.num_rows)
@@ -465,16 +456,10 @@ class DuckDBStore:
                 " AND series_id IN (SELECT series_id FROM series WHERE device_id = $device)"
             )
             params["device"] = device_id
-        with self._write_lock, self._guard():
-            self._con.execute("BEGIN TRANSACTION")
-            try:
-                rows = self._con.sql(f"DELETE FROM points WHERE {condition}", params=params)
-                deleted = rows.fetchall()
-                self._con.execute(f"DELETE FROM derived_text WHERE {condition}", params)
-                self._con.execute("COMMIT")
-            except BaseException:
-                self._con.execute("ROLLBACK")
-                raise
+        with self._write_lock, self._guard(), self._transaction():
+            rows = self._con.sql(f"DELETE FROM points WHERE {condition}", params=params)
+            deleted = rows.fetchall()
+            self._con.execute(f"DELETE FROM derived_text WHERE {condition}", params)
         return int(deleted[0][0]) if deleted else 0
 
     def ping(self) -> None:
@@ -493,6 +478,17 @@ class DuckDBStore:
     def _read(self, run: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         with self._read_lock, self._guard():
             return run(self._reader)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """The writer's statements inside, committed together or rolled back together."""
+        self._con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+            self._con.execute("COMMIT")
+        except BaseException:
+            self._con.execute("ROLLBACK")
+            raise
 
     @contextmanager
     def _guard(self) -> Iterator[None]:
